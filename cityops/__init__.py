@@ -1,0 +1,1 @@
+"""The ``cityops`` command line: one entry point wiring every component's commands."""

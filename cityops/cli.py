@@ -1,0 +1,63 @@
+"""``cityops``: one CLI, a subcommand per component. Heavy imports stay inside the commands."""
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from cityops.demo_cli import demo
+from cloud.cli import app as cloud_app
+from edge.cli import app as edge_app
+from provisioning.cli import app as provision_app
+
+app = typer.Typer(
+    name="cityops",
+    help=(
+        "CityOps: edge agents detect city events on camera, send them over MQTT, and the "
+        "operations center turns them into incidents for the right municipal service.\n\n"
+        "Start with `cityops demo` (or `make demo`) to watch the whole loop on real footage."
+    ),
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
+schema_app = typer.Typer(
+    help=(
+        "The wire contract as JSON Schema, for firmware authors and external integrators.\n\n"
+        "Example: cityops schema export ./schemas"
+    ),
+    no_args_is_help=True,
+)
+
+
+@schema_app.command("export")
+def schema_export(
+    directory: Annotated[
+        Path, typer.Argument(help="Folder to write <name>.schema.json files into.")
+    ],
+) -> None:
+    """Write the JSON Schemas of Event, Telemetry, DeviceStatus, DeviceConfig, Command, CommandAck.
+
+    Example: cityops schema export ./schemas
+    """
+    from shared.schema import export
+
+    extra = {}
+    try:
+        from edge.settings import EdgeSettings
+
+        extra["edge-settings"] = EdgeSettings
+    except ImportError:  # pragma: no cover - edge extra not installed
+        pass
+    for path in export(directory, extra=extra):
+        typer.echo(f"wrote {path}")
+
+
+app.add_typer(edge_app, name="edge")
+app.add_typer(cloud_app, name="cloud")
+app.add_typer(provision_app, name="provision")
+app.add_typer(schema_app, name="schema")
+app.command("demo")(demo)
+
+
+def main() -> None:
+    app()

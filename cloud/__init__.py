@@ -1,0 +1,1 @@
+"""CityOps cloud side: ingest, stores, operations API, broker security, integrations."""

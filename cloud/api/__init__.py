@@ -1,0 +1,1 @@
+"""The FastAPI operations API (``create_app(settings)``)."""

@@ -1,0 +1,1 @@
+"""Broker security generated from the device registry: password file, ACL, TLS material."""

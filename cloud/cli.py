@@ -1,0 +1,19 @@
+"""``cityops cloud``: ingest MQTT into the store, serve the operations API, manage API keys."""
+
+import typer
+
+from cloud.api.cli import keys_app, serve
+from cloud.connectors.cli import connectors_app
+from cloud.ingest.cli import ingest
+
+app = typer.Typer(
+    help=(
+        "The operations center side: ingest events and telemetry, serve the operations API.\n\n"
+        "Example: cityops cloud ingest --config cloud.yaml"
+    ),
+    no_args_is_help=True,
+)
+app.command("ingest")(ingest)
+app.command("serve")(serve)
+app.add_typer(keys_app, name="keys")
+app.add_typer(connectors_app, name="connectors")

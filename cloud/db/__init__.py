@@ -1,0 +1,1 @@
+"""Mutable state in SQL through SQLAlchemy (SQLite by default, PostgreSQL by URL)."""

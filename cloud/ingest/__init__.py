@@ -1,0 +1,1 @@
+"""MQTT -> validated, deduplicated, batched -> EventStore."""

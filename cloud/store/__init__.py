@@ -1,0 +1,1 @@
+"""Time-series stores for events and telemetry, behind one interface (``EventStore``)."""

@@ -1,0 +1,1 @@
+"""CityOps edge agent: camera -> detector -> tracker -> rules -> events -> MQTT uplink."""

@@ -1,0 +1,1 @@
+"""Field provisioning of camera units and sensors, and balena fleet management."""

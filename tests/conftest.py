@@ -1,0 +1,196 @@
+"""Test harness: real Mosquitto and real InfluxDB on free loopback ports, real footage.
+
+In CI (``CI`` set) a missing binary or missing material is a failure, never a skip.
+"""
+
+import os
+import shutil
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from cityops.paths import material_dir
+from cloud.broker.acl import AclSpec, ServiceAccount, ServiceRole, render_acl
+from cloud.broker.certs import CertPair, issue_cert, issue_device_cert, make_ca
+from cloud.broker.passwords import hash_password, password_file
+from cloud.services.influxd import InfluxConfig, Influxd
+from cloud.services.mosquitto import Mosquitto, MosquittoConfig, TlsListener
+from cloud.services.ports import free_port
+
+IN_CI = bool(os.environ.get("CI"))
+
+
+def need(condition: bool, reason: str) -> None:
+    """Fail in CI, skip loudly elsewhere."""
+    if condition:
+        return
+    if IN_CI:
+        pytest.fail(f"required for CI: {reason}")
+    pytest.skip(f"SKIPPED (not CI): {reason}")
+
+
+@pytest.fixture(scope="session")
+def material() -> Path:
+    path = material_dir()
+    need((path / "models" / "detect.tflite").exists(), f"provided material at {path}")
+    return path
+
+
+# --------------------------------------------------------------------------------------- MQTT
+
+ADMIN_USER = "cityops-admin"
+INGEST_USER = "cityops-ingest"
+API_USER = "cityops-api"
+DEVICES = ("dev-a", "dev-b", "dev-c")
+
+
+@dataclass
+class Broker:
+    """A running broker with password + ACL auth; ``users`` maps username to clear password."""
+
+    server: Mosquitto
+    workdir: Path
+    users: dict[str, str] = field(default_factory=dict)
+    services: list[ServiceAccount] = field(default_factory=list)
+
+    @property
+    def host(self) -> str:
+        return self.server.host
+
+    @property
+    def port(self) -> int:
+        return self.server.port
+
+    def add_user(self, username: str, password: str) -> None:
+        """Add (or change) a user and make the broker re-read its files."""
+        self.users[username] = password
+        self.write_files()
+        self.server.reload()
+
+    def remove_user(self, username: str) -> None:
+        self.users.pop(username, None)
+        self.write_files()
+        self.server.reload()
+
+    def write_files(self) -> None:
+        (self.workdir / "passwd").write_text(
+            password_file({u: hash_password(p) for u, p in self.users.items()})
+        )
+        (self.workdir / "acl").write_text(render_acl(AclSpec(services=self.services)))
+
+
+def _start_broker(workdir: Path, tls: TlsListener | None = None) -> Broker:
+    workdir.mkdir(parents=True, exist_ok=True)
+    need(shutil.which("mosquitto") is not None, "mosquitto (apt-get install mosquitto)")
+    users = {
+        ADMIN_USER: "admin-pw",
+        INGEST_USER: "ingest-pw",
+        API_USER: "api-pw",
+        **{d: f"{d}-pw" for d in DEVICES},
+    }
+    services = [
+        ServiceAccount(ADMIN_USER, ServiceRole.ADMIN),
+        ServiceAccount(INGEST_USER, ServiceRole.INGEST),
+        ServiceAccount(API_USER, ServiceRole.OPERATOR),
+    ]
+    cfg = MosquittoConfig(
+        workdir=workdir, password_file=workdir / "passwd", acl_file=workdir / "acl", tls=tls
+    )
+    broker = Broker(server=Mosquitto(cfg), workdir=workdir, users=users, services=services)
+    broker.write_files()
+    broker.server.start()
+    return broker
+
+
+@pytest.fixture(scope="session")
+def mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
+    """Session broker: password file + ACL, no anonymous access."""
+    broker = _start_broker(tmp_path_factory.mktemp("mosquitto"))
+    yield broker
+    broker.server.stop()
+
+
+@pytest.fixture
+def broker_factory(tmp_path: Path) -> Iterator[Callable[[], Broker]]:
+    """Fresh brokers for tests that stop, restart or reconfigure them."""
+    started: list[Broker] = []
+
+    def make() -> Broker:
+        broker = _start_broker(tmp_path / f"mosquitto-{len(started)}")
+        started.append(broker)
+        return broker
+
+    yield make
+    for broker in started:
+        broker.server.stop()
+
+
+@dataclass(frozen=True)
+class TlsBroker:
+    broker: Broker
+    ca: CertPair
+    tls_port: int
+    certs_dir: Path
+
+    def device_cert(self, device_id: str) -> CertPair:
+        return issue_device_cert(self.ca, self.certs_dir, device_id)
+
+
+@pytest.fixture(scope="session")
+def mosquitto_tls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsBroker]:
+    """Broker with a TLS listener that requires a client cert from the project CA (CN = user)."""
+    need(shutil.which("openssl") is not None, "openssl")
+    workdir = tmp_path_factory.mktemp("mosquitto-tls")
+    ca = make_ca(workdir / "ca")
+    server = issue_cert(
+        ca, workdir / "server", "localhost", server_names=["127.0.0.1", "localhost"]
+    )
+    tls_port = free_port()
+    listener = TlsListener(port=tls_port, cafile=ca.cert, certfile=server.cert, keyfile=server.key)
+    broker = _start_broker(workdir / "broker", tls=listener)
+    yield TlsBroker(broker=broker, ca=ca, tls_port=tls_port, certs_dir=workdir / "clients")
+    broker.server.stop()
+
+
+# ----------------------------------------------------------------------------------- InfluxDB
+
+
+@pytest.fixture(scope="session")
+def influxd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Influxd]:
+    need(
+        shutil.which("influxd") is not None or Path("/usr/bin/influxd").exists(),
+        "influxd (apt-get install influxdb)",
+    )
+    server = Influxd(InfluxConfig(workdir=tmp_path_factory.mktemp("influxd")))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def influx_db(influxd: Influxd, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh database per test, named after the test."""
+    name = "t_" + "".join(c if c.isalnum() else "_" for c in request.node.name)[:60]
+    influxd.query(f'DROP DATABASE "{name}"')
+    influxd.query(f'CREATE DATABASE "{name}"')
+    yield name
+    influxd.query(f'DROP DATABASE "{name}"')
+
+
+@pytest.fixture
+def influx_factory(tmp_path: Path) -> Iterator[Callable[[], Influxd]]:
+    """Fresh influxd processes for tests that stop and restart the database."""
+    started: list[Influxd] = []
+
+    def make() -> Influxd:
+        need(shutil.which("influxd") is not None, "influxd")
+        server = Influxd(InfluxConfig(workdir=tmp_path / f"influxd-{len(started)}"))
+        server.start()
+        started.append(server)
+        return server
+
+    yield make
+    for server in started:
+        server.stop()
