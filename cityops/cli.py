@@ -4,6 +4,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from pydantic import BaseModel
 
 from cityops.demo_cli import demo
 from cloud.cli import app as cloud_app
@@ -41,7 +42,7 @@ def schema_export(
     """
     from shared.schema import export
 
-    extra = {}
+    extra: dict[str, type[BaseModel]] = {}
     try:
         from edge.settings import EdgeSettings
 
