@@ -47,6 +47,7 @@ def render_config(cfg: MosquittoConfig, port: int) -> str:
         "connection_messages true",
         "max_queued_messages 100000",
         "max_inflight_messages 100",
+        f"pid_file {cfg.workdir / 'mosquitto.pid'}",
     ]
     if os.geteuid() == 0:
         # As root Mosquitto drops to the 'mosquitto' user and then cannot write persistence.
@@ -96,6 +97,10 @@ class Mosquitto:
     def restart(self) -> None:
         self.stop()
         self.start()
+
+    @property
+    def pid_file(self) -> Path:
+        return self.cfg.workdir / "mosquitto.pid"
 
     def reload(self) -> None:
         """SIGHUP: Mosquitto re-reads the password and ACL files (used after a revoke)."""
