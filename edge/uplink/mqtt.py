@@ -1,0 +1,415 @@
+"""``MqttUplink``: the device's MQTT 5 link (paho), fed from the durable outbox.
+
+One thread owns the connection and does everything in turn: network I/O (``client.loop``),
+PUBACKs -> outbox deletes, incoming config and commands, telemetry, refilling the QoS 1 window
+from the outbox, oldest first. A fresh paho client per connection attempt means nothing is
+queued inside paho: the outbox is the only queue, so a message is re-sent only when its PUBACK
+was lost.
+"""
+
+import logging
+import random
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+
+from edge.uplink.backoff import backoff_delay
+from edge.uplink.commands import CommandDispatcher
+from edge.uplink.health import TelemetryBuilder, read_system
+from edge.uplink.outbox import MessageKind, Outbox, OutboxMessage
+from edge.uplink.roles import DeviceRoles
+from edge.uplink.settings import UplinkSettings
+from shared.clock import utcnow
+from shared.codec import encode
+from shared.commands import CommandAck
+from shared.errors import TopicError
+from shared.events import Event
+from shared.telemetry import DeviceState, DeviceStatus
+from shared.topics import Channel, parse, subscription, topic
+
+logger = logging.getLogger(__name__)
+
+_CONNACK_TIMEOUT_S = 10.0
+_GOODBYE_TIMEOUT_S = 2.0
+_IDLE_LOOP_S = 0.05
+_BUSY_LOOP_S = 0.002
+
+
+@dataclass(frozen=True, slots=True)
+class PubAck:
+    mid: int
+    reason: int
+
+
+@dataclass(frozen=True, slots=True)
+class Inbound:
+    topic: str
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class UplinkCounters:
+    connects: int
+    published: int
+    acked: int
+    rejected: int
+
+
+class MqttUplink:
+    """An ``EventSink`` that never loses an event: ``emit`` returns once it is on disk."""
+
+    def __init__(
+        self,
+        settings: UplinkSettings,
+        device_id: str,
+        outbox: Outbox,
+        roles: DeviceRoles | None = None,
+        *,
+        software: str | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.settings = settings
+        self.device_id = device_id
+        self.outbox = outbox
+        self.roles = roles or DeviceRoles()
+        self.software = software
+        self.dispatcher = CommandDispatcher(device_id, self.roles)
+        self._telemetry = TelemetryBuilder(device_id, firmware=software)
+        self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
+        self._client_id = settings.client_id or device_id
+        self._event_topic = topic(device_id, Channel.EVENT)
+        self._stop = threading.Event()
+        self._connected = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._acks: deque[PubAck] = deque()
+        self._inbox: deque[Inbound] = deque()
+        self._connack: ReasonCode | None = None
+        self._link_up = False
+        self._next_telemetry = time.monotonic() + settings.telemetry_interval_s
+        self._connects = self._published = self._acked = self._rejected = 0
+
+    # ------------------------------------------------------------------------- public API
+
+    def emit(self, event: Event) -> None:
+        """Store *event* durably (fsync'd); it is published as soon as the link allows."""
+        if event.device_id != self.device_id:
+            raise ValueError(f"device_id: event is for {event.device_id!r}, not {self.device_id!r}")
+        stored = self.outbox.put(
+            OutboxMessage(
+                kind=MessageKind.EVENT,
+                topic=self._event_topic,
+                payload=encode(event),
+                severity=event.severity,
+                message_id=event.id,
+            )
+        )
+        if not stored:
+            logger.warning("outbox full: event %s (%s) dropped", event.id, event.severity.value)
+
+    def start(self) -> None:
+        if self._thread is not None:
+            raise RuntimeError("uplink already started")
+        self._thread = threading.Thread(target=self._run, name="mqtt-uplink", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Drain for up to ``flush_timeout_s``, publish ``offline``, disconnect cleanly."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(self.settings.flush_timeout_s + _GOODBYE_TIMEOUT_S + 5.0)
+            self._thread = None
+
+    @property
+    def connected(self) -> bool:
+        return self._connected.is_set()
+
+    def wait_connected(self, timeout: float) -> bool:
+        return self._connected.wait(timeout)
+
+    def wait_drained(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while self.outbox.depth > 0:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.02)
+        return True
+
+    def counters(self) -> UplinkCounters:
+        return UplinkCounters(self._connects, self._published, self._acked, self._rejected)
+
+    # ------------------------------------------------------------------------- the thread
+
+    def _run(self) -> None:
+        attempt = 0
+        try:
+            while not self._stop.is_set():
+                client = self._connect()
+                if client is None:
+                    delay = backoff_delay(
+                        attempt,
+                        self.settings.backoff_initial_s,
+                        self.settings.backoff_max_s,
+                        self._rng,
+                    )
+                    attempt += 1
+                    logger.info("reconnecting in %.1f s (attempt %d)", delay, attempt)
+                    self._idle(delay)
+                    continue
+                attempt = 0
+                self._serve(client)
+        except Exception:
+            logger.exception("uplink thread failed")
+            raise
+        finally:
+            self._connected.clear()
+
+    def _idle(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while not self._stop.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            self._maybe_telemetry()
+            self._stop.wait(min(left, 0.25))
+
+    def _status(self, state: DeviceState) -> bytes:
+        return encode(
+            DeviceStatus(
+                device_id=self.device_id,
+                state=state,
+                ts=utcnow(),
+                software=self.software,
+                config_version=self.dispatcher.config_version,
+            )
+        )
+
+    def _new_client(self) -> mqtt.Client:
+        s = self.settings
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2, client_id=self._client_id, protocol=mqtt.MQTTv5
+        )
+        # Room for status and command acks beside the outbox window.
+        client.max_inflight_messages_set(s.max_inflight + 10)
+        if s.username is not None:
+            client.username_pw_set(
+                s.username, None if s.password is None else s.password.get_secret_value()
+            )
+        if s.tls is not None:
+            client.tls_set(
+                ca_certs=str(s.tls.ca_file),
+                certfile=None if s.tls.cert_file is None else str(s.tls.cert_file),
+                keyfile=None if s.tls.key_file is None else str(s.tls.key_file),
+            )
+        client.will_set(
+            topic(self.device_id, Channel.STATUS),
+            self._status(DeviceState.OFFLINE),
+            qos=1,
+            retain=True,
+        )
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_publish = self._on_publish
+        client.on_message = self._on_message
+        return client
+
+    def _connect(self) -> mqtt.Client | None:
+        s = self.settings
+        client = self._new_client()
+        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        props.SessionExpiryInterval = s.session_expiry_s
+        self._connack = None
+        self._link_up = False
+        try:
+            client.connect(s.host, s.port, s.keepalive_s, clean_start=False, properties=props)
+        except OSError as exc:
+            logger.warning("cannot reach broker %s:%d: %s", s.host, s.port, exc)
+            return None
+        deadline = time.monotonic() + _CONNACK_TIMEOUT_S
+        while self._connack is None and not self._stop.is_set():
+            if client.loop(_IDLE_LOOP_S) != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                break
+            if time.monotonic() > deadline:
+                logger.warning(
+                    "no CONNACK from %s:%d in %.0f s", s.host, s.port, _CONNACK_TIMEOUT_S
+                )
+                break
+        if self._connack is None or self._connack.is_failure:
+            reason = "connection lost" if self._connack is None else str(self._connack)
+            logger.error(
+                "broker %s:%d refused device %s: %s", s.host, s.port, self.device_id, reason
+            )
+            client.disconnect()
+            return None
+        return client
+
+    def _serve(self, client: mqtt.Client) -> None:
+        self._connects += 1
+        self._link_up = True
+        logger.info(
+            "connected to %s:%d as %s", self.settings.host, self.settings.port, self._client_id
+        )
+        for channel in (Channel.CONFIG, Channel.CMD):
+            client.subscribe(subscription(channel, self.device_id), qos=1)
+        client.publish(
+            topic(self.device_id, Channel.STATUS), self._status(DeviceState.ONLINE), 1, retain=True
+        )
+        self._connected.set()
+        inflight: dict[int, int] = {}
+        cursor = 0
+        flush_deadline: float | None = None
+        try:
+            while True:
+                busy = bool(inflight) or self.outbox.depth > 0
+                rc = client.loop(_BUSY_LOOP_S if busy else _IDLE_LOOP_S)
+                if rc != MQTTErrorCode.MQTT_ERR_SUCCESS or not self._link_up:
+                    logger.warning("connection to broker lost (%s); events wait in the outbox", rc)
+                    return
+                self._settle(inflight)
+                self._handle_inbox(client)
+                self._maybe_telemetry()
+                if self._stop.is_set():
+                    if flush_deadline is None:
+                        flush_deadline = time.monotonic() + self.settings.flush_timeout_s
+                    if self.outbox.depth == 0 or time.monotonic() >= flush_deadline:
+                        self._goodbye(client)
+                        return
+                cursor = self._pump(client, inflight, cursor)
+        finally:
+            self._connected.clear()
+
+    def _pump(self, client: mqtt.Client, inflight: dict[int, int], cursor: int) -> int:
+        free = self.settings.max_inflight - len(inflight)
+        if free <= 0:
+            return cursor
+        for row in self.outbox.peek(after_seq=cursor, limit=free):
+            info = client.publish(row.topic, row.payload, qos=1)
+            if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                break
+            inflight[info.mid] = row.seq
+            cursor = row.seq
+            self._published += 1
+        return cursor
+
+    def _settle(self, inflight: dict[int, int]) -> None:
+        done: list[int] = []
+        refused: list[int] = []
+        while self._acks:
+            ack = self._acks.popleft()
+            seq = inflight.pop(ack.mid, None)
+            if seq is None:
+                continue  # status or command ack, not from the outbox
+            if ack.reason >= 0x80:  # noqa: PLR2004 - MQTT 5: reason codes >= 0x80 are failures
+                logger.error("broker refused message %d with reason code %d", seq, ack.reason)
+                refused.append(seq)
+            else:
+                done.append(seq)
+        if done:
+            self.outbox.ack(done)
+            self._acked += len(done)
+        if refused:
+            self.outbox.reject(refused)
+            self._rejected += len(refused)
+
+    def _handle_inbox(self, client: mqtt.Client) -> None:
+        while self._inbox:
+            msg = self._inbox.popleft()
+            try:
+                channel = parse(msg.topic).channel
+            except TopicError:
+                logger.warning("ignored message on %r", msg.topic[:128])
+                continue
+            ack: CommandAck | None
+            if channel is Channel.CONFIG:
+                ack = self.dispatcher.on_config(msg.payload)
+            elif channel is Channel.CMD:
+                ack = self.dispatcher.on_command(msg.payload)
+            else:
+                continue
+            if ack is None:
+                continue
+            client.publish(topic(self.device_id, Channel.CMD_ACK), encode(ack), qos=1)
+            if channel is Channel.CONFIG and ack.ok:
+                client.publish(
+                    topic(self.device_id, Channel.STATUS),
+                    self._status(DeviceState.ONLINE),
+                    1,
+                    retain=True,
+                )
+
+    def _maybe_telemetry(self) -> None:
+        now = time.monotonic()
+        if now < self._next_telemetry:
+            return
+        self._next_telemetry = now + self.settings.telemetry_interval_s
+        health = None
+        if self.roles.health is not None:
+            try:
+                health = self.roles.health()
+            except Exception:
+                logger.exception("pipeline health unavailable")
+        telemetry = self._telemetry.build(self.outbox.stats(), health, read_system())
+        self.outbox.put(
+            OutboxMessage(
+                kind=MessageKind.TELEMETRY,
+                topic=topic(self.device_id, Channel.TELEMETRY),
+                payload=encode(telemetry),
+            )
+        )
+
+    def _goodbye(self, client: mqtt.Client) -> None:
+        info = client.publish(
+            topic(self.device_id, Channel.STATUS), self._status(DeviceState.OFFLINE), 1, retain=True
+        )
+        deadline = time.monotonic() + _GOODBYE_TIMEOUT_S
+        while not info.is_published() and time.monotonic() < deadline:
+            if client.loop(_BUSY_LOOP_S) != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                break
+        client.disconnect()
+        client.loop(_BUSY_LOOP_S)
+        logger.info("disconnected; %d message(s) left in the outbox", self.outbox.depth)
+
+    # ------------------------------------------------------------------------- callbacks
+    # Called by paho from inside client.loop(), i.e. on the uplink thread: they only record.
+
+    def _on_connect(
+        self,
+        _client: mqtt.Client,
+        _userdata: object,
+        flags: mqtt.ConnectFlags,
+        reason: ReasonCode,
+        _props: Properties | None,
+    ) -> None:
+        self._connack = reason
+        if not reason.is_failure:
+            logger.debug("CONNACK session_present=%s", flags.session_present)
+
+    def _on_disconnect(
+        self,
+        _client: mqtt.Client,
+        _userdata: object,
+        _flags: mqtt.DisconnectFlags,
+        reason: ReasonCode,
+        _props: Properties | None,
+    ) -> None:
+        self._link_up = False
+        logger.debug("disconnected: %s", reason)
+
+    def _on_publish(
+        self,
+        _client: mqtt.Client,
+        _userdata: object,
+        mid: int,
+        reason: ReasonCode,
+        _props: Properties | None,
+    ) -> None:
+        self._acks.append(PubAck(mid=mid, reason=int(reason.value)))
+
+    def _on_message(self, _client: mqtt.Client, _userdata: object, msg: mqtt.MQTTMessage) -> None:
+        self._inbox.append(Inbound(topic=msg.topic, payload=bytes(msg.payload)))
