@@ -53,10 +53,47 @@ def schema_export(
         typer.echo(f"wrote {path}")
 
 
+models_app = typer.Typer(
+    help=(
+        "The detector model. Normally read from ../shared/models; `fetch` downloads the public "
+        "COCO SSD MobileNet v1 (quantized) and checks it against pinned sha256 sums.\n\n"
+        "Example: cityops models fetch --dir ../shared/models"
+    ),
+    no_args_is_help=True,
+)
+
+
+@models_app.command("fetch")
+def models_fetch(
+    directory: Annotated[
+        Path | None, typer.Option("--dir", help="Where to write detect.tflite and labelmap.txt.")
+    ] = None,
+    url: Annotated[str | None, typer.Option(help="Mirror of the model zip.")] = None,
+) -> None:
+    """Download detect.tflite + labelmap.txt, verified by sha256 (nothing written on mismatch).
+
+    Example: cityops models fetch
+    """
+    from cityops.models import MODEL_URL, ModelFetchError, fetch, models_present
+    from cityops.paths import material_dir
+
+    target = directory or material_dir() / "models"
+    if models_present(target):
+        typer.echo(f"already present and verified in {target}")
+        return
+    try:
+        for path in fetch(target, url or MODEL_URL):
+            typer.echo(f"wrote {path}")
+    except ModelFetchError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+
+
 app.add_typer(edge_app, name="edge")
 app.add_typer(cloud_app, name="cloud")
 app.add_typer(provision_app, name="provision")
 app.add_typer(schema_app, name="schema")
+app.add_typer(models_app, name="models")
 app.command("demo")(demo)
 
 
