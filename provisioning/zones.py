@@ -181,7 +181,8 @@ def _draw_line(image: np.ndarray[Any, np.dtype[np.uint8]], line: LineConfig, sca
         tip = (round(mid[0] + nx * reach), round(mid[1] + ny * reach))
         cv2.arrowedLine(image, start, tip, LINE_COLOUR, scale.thick(3), cv2.LINE_AA, 0, 0.35)
     name = f"{line.name or line.id} - count {line.direction.replace('_', ' ')}"
-    _label(image, name, (b[0] + scale.thick(12), b[1] + scale.thick(8)), (0, 150, 170), scale)
+    top = a if a[1] <= b[1] else b
+    _label(image, name, (top[0] - scale.thick(20), top[1] - scale.thick(14)), (0, 150, 170), scale)
 
 
 def render_preview(

@@ -59,7 +59,7 @@ class StandinState:
 class BalenaStandin:
     """Run with ``start()``; ``url`` is what goes into ``balena.cfg`` as ``api_endpoint``."""
 
-    def __init__(self, token: str = "standin-token") -> None:
+    def __init__(self, token: str = "standin-token") -> None:  # noqa: S107 - test token
         self.token = token
         self.state = StandinState()
         self.lock = threading.Lock()
@@ -95,7 +95,9 @@ class BalenaStandin:
         dev = self.device_by_uuid(uuid)
         if dev is None:
             return {}
-        return {t["tag_key"]: t["value"] for t in self.state.tags.values() if t["device"] == dev["id"]}
+        return {
+            t["tag_key"]: t["value"] for t in self.state.tags.values() if t["device"] == dev["id"]
+        }
 
     def endpoints(self) -> list[str]:
         """``METHOD /path`` of every call, query strings cut off."""
@@ -138,13 +140,13 @@ class BalenaStandin:
 
     # ------------------------------------------------------------------------------ routing
 
-    def handle(  # noqa: C901, PLR0911, PLR0912
+    def handle(  # noqa: PLR0911, PLR0912
         self, method: str, path: str, body: Any, token: str
     ) -> tuple[int, Any]:
         for (f_method, prefix), status in self.state.failures.items():
             if method == f_method and path.startswith(prefix):
                 return status, {"error": "injected failure"}
-        bare = path.split("?")[0]
+        bare = path.split("?", maxsplit=1)[0]
         if bare == "/ping":
             return 200, "OK"
         if bare == "/device/register":
@@ -281,7 +283,7 @@ class BalenaStandin:
             return 200, None
         return 405, {"error": method}
 
-    def _child(
+    def _child(  # noqa: PLR0911
         self, table: dict[int, dict[str, Any]], key: str, method: str, path: str, body: Any
     ) -> tuple[int, Any]:
         filters = {m[0]: m[1] or m[2] for m in _EQ_RE.findall(path)}
