@@ -81,6 +81,13 @@ class RestPoller:
 
     async def poll_once(self) -> int:
         """Fetch every page since the cursor and take the records in; returns how many."""
+        try:
+            return await self._poll()
+        except PollError as exc:
+            self.intake.health.error(str(exc))
+            raise
+
+    async def _poll(self) -> int:
         source = self.source
         params = dict(source.params)
         if source.since_param is not None and self.cursor is not None:
@@ -135,11 +142,13 @@ class RestPoller:
         """Poll forever; after a failure wait ``backoff_initial_s`` doubling up to the maximum."""
         failures = 0
         while True:
+            errors_before = self.intake.health.errors_total
             try:
                 count = await self.poll_once()
             except Exception as exc:  # a poller must outlive any one failure
                 failures += 1
-                self.intake.health.error(str(exc))
+                if self.intake.health.errors_total == errors_before:
+                    self.intake.health.error(str(exc))
                 delay = min(
                     self.source.backoff_initial_s * 2 ** (failures - 1), self.source.backoff_max_s
                 )

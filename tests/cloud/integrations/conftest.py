@@ -1,6 +1,7 @@
 """Fixtures: the real SQLite event store and the real ``OpsService`` behind a connector writer."""
 
-from collections.abc import AsyncIterator
+import shutil
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -9,12 +10,15 @@ from sqlalchemy.orm import Session, sessionmaker
 
 import cloud.db.devices
 import cloud.db.ops  # noqa: F401 - registers the ops tables
+from cloud.broker.passwords import hash_password, password_file
 from cloud.connectors.writer import StoreEventWriter
 from cloud.db.base import Base, make_engine, make_sessionmaker
 from cloud.ops.models import IncidentChange
 from cloud.ops.rules import Router, RoutingConfig
 from cloud.ops.service import OpsService
+from cloud.services.mosquitto import Mosquitto, MosquittoConfig
 from cloud.store.sqlite_ts import SqliteEventStore
+from tests.conftest import need
 
 ROUTING = {
     "timezone": "Europe/Lisbon",
@@ -61,3 +65,55 @@ async def pipeline(tmp_path: Path) -> AsyncIterator[Pipeline]:
     yield pipe
     await store.close()
     engine.dispose()
+
+
+@dataclass(frozen=True)
+class PartnerBroker:
+    """A partner's own Mosquitto (not the CityOps one): ``partner`` publishes, ``bridge`` reads."""
+
+    server: Mosquitto
+    users: dict[str, str]
+
+    @property
+    def host(self) -> str:
+        return self.server.host
+
+    @property
+    def port(self) -> int:
+        return self.server.port
+
+
+def start_partner_broker(workdir: Path) -> PartnerBroker:
+    need(shutil.which("mosquitto") is not None, "mosquitto (apt-get install mosquitto)")
+    workdir.mkdir(parents=True, exist_ok=True)
+    users = {"partner": "partner-pw", "bridge": "bridge-pw"}
+    (workdir / "passwd").write_text(password_file({u: hash_password(p) for u, p in users.items()}))
+    (workdir / "acl").write_text(
+        "user partner\ntopic write partner/#\n\nuser bridge\ntopic read partner/#\n"
+    )
+    server = Mosquitto(
+        MosquittoConfig(workdir=workdir, password_file=workdir / "passwd", acl_file=workdir / "acl")
+    )
+    server.start()
+    return PartnerBroker(server=server, users=users)
+
+
+@pytest.fixture(scope="session")
+def partner_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PartnerBroker]:
+    broker = start_partner_broker(tmp_path_factory.mktemp("partner-broker"))
+    yield broker
+    broker.server.stop()
+
+
+@pytest.fixture
+def partner_broker_factory(tmp_path: Path) -> Iterator[Callable[[], PartnerBroker]]:
+    started: list[PartnerBroker] = []
+
+    def make() -> PartnerBroker:
+        broker = start_partner_broker(tmp_path / f"partner-{len(started)}")
+        started.append(broker)
+        return broker
+
+    yield make
+    for broker in started:
+        broker.server.stop()
