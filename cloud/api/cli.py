@@ -1,19 +1,137 @@
-"""``cityops cloud serve`` and ``cityops cloud keys`` (issue #6)."""
+"""``cityops cloud serve`` and ``cityops cloud keys create|list|revoke`` (issue #6)."""
+
+import logging
+from pathlib import Path
+from typing import Annotated
 
 import typer
+from pydantic import ValidationError
+from sqlalchemy.orm import Session
+
+from cloud.api.settings import ApiSettings
+from cloud.db.base import create_all, make_engine
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        "-c",
+        help="YAML file: cloud settings (database_url, mqtt, store, ingest) and an `api:` section.",
+        exists=True,
+        dir_okay=False,
+    ),
+]
 
 keys_app = typer.Typer(
-    help="Create, list and revoke API keys (not built yet).", no_args_is_help=True
+    help="Create, list and revoke API keys of the operations API.\n\n"
+    "Example: cityops cloud keys create --name 'Police desk' --role operator "
+    "--department traffic-enforcement",
+    no_args_is_help=True,
 )
 
 
+def _settings(config: Path | None) -> ApiSettings:
+    try:
+        return ApiSettings.from_yaml(config) if config else ApiSettings()
+    except (ValidationError, TypeError, OSError) as exc:
+        typer.echo(f"invalid settings: {exc}", err=True)
+        raise typer.Exit(2) from exc
+
+
+def _session(config: Path | None) -> Session:
+    settings = _settings(config)
+    engine = make_engine(settings.cloud.database_url)
+    create_all(engine)
+    return Session(engine, expire_on_commit=False)
+
+
+@keys_app.command("create")
+def create_key(
+    name: Annotated[str, typer.Option("--name", help="Who or what uses the key.")],
+    role: Annotated[
+        str,
+        typer.Option(
+            "--role", help="viewer, operator, supervisor, technician, admin or integration."
+        ),
+    ],
+    department: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--department", "-d", help="Department it may see (repeat); all ('*') if none."
+        ),
+    ] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Create an API key and print it once (it is stored hashed)."""
+    from cloud.ops.keys import create_api_key
+
+    with _session(config) as session:
+        try:
+            key = create_api_key(session, name=name, role=role, departments=department or ["*"])
+        except ValueError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from exc
+    typer.echo(key)
+
+
 @keys_app.command("list")
-def list_keys() -> None:
-    """List API keys (not built yet)."""
-    raise typer.Exit(2)
+def list_keys(config: ConfigOption = None) -> None:
+    """List API keys (ids, names, roles, departments; never the secrets)."""
+    from cloud.ops.keys import list_api_keys
+
+    with _session(config) as session:
+        keys = list_api_keys(session)
+    for key in keys:
+        state = f"revoked {key.revoked_at:%Y-%m-%d}" if key.revoked_at else "active"
+        used = f"{key.last_used_at:%Y-%m-%d %H:%M}" if key.last_used_at else "never"
+        typer.echo(
+            f"{key.id}  {key.role:<11} {','.join(key.departments):<30} {state:<18} "
+            f"used {used}  {key.name}"
+        )
 
 
-def serve() -> None:
-    """Serve the operations API (not built yet)."""
-    typer.echo("not built yet (issue #6)")
-    raise typer.Exit(2)
+@keys_app.command("revoke")
+def revoke_key(
+    key_id: Annotated[str, typer.Argument(help="The key id (from `list`) or the whole key.")],
+    config: ConfigOption = None,
+) -> None:
+    """Revoke an API key; requests with it get 401 from then on."""
+    from cloud.ops.keys import revoke_api_key
+
+    with _session(config) as session:
+        if not revoke_api_key(session, key_id):
+            typer.echo(f"no active key {key_id!r}", err=True)
+            raise typer.Exit(1)
+    typer.echo(f"revoked {key_id}")
+
+
+def serve(
+    config: ConfigOption = None,
+    host: Annotated[str | None, typer.Option("--host", help="Overrides api.host.")] = None,
+    port: Annotated[int | None, typer.Option("--port", help="Overrides api.port.")] = None,
+    no_ingest: Annotated[
+        bool,
+        typer.Option("--no-ingest", help="Do not run the ingestor here (a separate one runs)."),
+    ] = False,
+    log_level: Annotated[str, typer.Option("--log-level", help="DEBUG, INFO, WARNING.")] = "INFO",
+) -> None:
+    """Serve the operations API (and, unless --no-ingest, the ingestor in the same process).
+
+    Example: cityops cloud serve --config cloud.yaml
+    """
+    import uvicorn
+
+    from cloud.api.app import create_app
+
+    logging.basicConfig(
+        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    settings = _settings(config)
+    app = create_app(settings, ingest=not no_ingest)
+    uvicorn.run(
+        app,
+        host=host or settings.api.host,
+        port=port or settings.api.port,
+        log_level=log_level.lower(),
+    )
+

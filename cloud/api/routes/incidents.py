@@ -1,0 +1,218 @@
+"""Incidents: the department queues, the lifecycle, notes, checklist, audit trail."""
+
+# ruff: noqa: FAST003 - ``incident_id`` is read by the IncidentScope dependency (scope check)
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Query, Request
+
+from cloud.api.deps import Ctx, IncidentScope, Require, actor_of, current_principal
+from cloud.api.problems import ApiError, Problem
+from cloud.api.schemas import (
+    ActionBody,
+    AssignBody,
+    ChecklistBody,
+    DispatchBody,
+    IncidentDetail,
+    NoteBody,
+)
+from cloud.ops.audit import list_audit
+from cloud.ops.models import AuditOut, IncidentOut, IncidentStatus
+from cloud.ops.roles import Permission, Principal
+from cloud.ops.rules import Department
+from cloud.ops.service import IncidentFilter, IncidentPage
+from shared.events import EventKind, Severity
+
+router = APIRouter(prefix="/api/v1", tags=["incidents"])
+_ERRORS: dict[int | str, dict[str, object]] = {
+    401: {"model": Problem},
+    403: {"model": Problem},
+    404: {"model": Problem},
+    422: {"model": Problem},
+}
+_ACTION_ERRORS: dict[int | str, dict[str, object]] = {**_ERRORS, 409: {"model": Problem}}
+Readable = Annotated[IncidentOut, Depends(IncidentScope(Permission.INCIDENTS_READ))]
+Writable = Annotated[IncidentOut, Depends(IncidentScope(Permission.INCIDENTS_WRITE))]
+
+
+@router.get("/departments", tags=["incidents"], responses=_ERRORS)
+def list_departments(
+    *, ctx: Ctx, principal: Annotated[Principal, Depends(Require(Permission.INCIDENTS_READ))]
+) -> list[Department]:
+    """The municipal services incidents are routed to (those the caller may see)."""
+    return [d for d in ctx.ops.router.departments if principal.sees(d.id)]
+
+
+@router.get("/incidents", responses=_ERRORS)
+def list_incidents(
+    *,
+    ctx: Ctx,
+    principal: Annotated[Principal, Depends(Require(Permission.INCIDENTS_READ))],
+    status: Annotated[list[IncidentStatus], Query()] = [],  # noqa: B006 - FastAPI copies
+    department: Annotated[
+        list[Annotated[str, Query(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]], Query()
+    ] = [],  # noqa: B006
+    kind: Annotated[list[EventKind], Query()] = [],  # noqa: B006
+    severity: Annotated[list[Severity], Query()] = [],  # noqa: B006
+    device_id: Annotated[str | None, Query(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")] = None,
+    breached: Annotated[bool | None, Query(description="Only (not) past an SLA.")] = None,
+    cursor: Annotated[str | None, Query(max_length=36)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> IncidentPage:
+    """A department queue: incidents newest first, only of the caller's departments."""
+    query = IncidentFilter(
+        statuses=status,
+        departments=department,
+        kinds=kind,
+        severities=severity,
+        device_id=device_id,
+        breached=breached,
+        cursor=cursor,
+        limit=limit,
+    )
+    visible = None if principal.all_departments else principal.departments
+    return ctx.ops.list_incidents(query, visible)
+
+
+@router.get("/incidents/{incident_id}", responses=_ERRORS)
+def get_incident(*, ctx: Ctx, incident: Readable) -> IncidentDetail:
+    """One incident with the ids of its events."""
+    return IncidentDetail(**incident.model_dump(), event_ids=ctx.ops.event_ids(incident.id))
+
+
+@router.get("/incidents/{incident_id}/audit", responses=_ERRORS)
+def incident_audit(
+    *,
+    ctx: Ctx,
+    incident: Readable,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> list[AuditOut]:
+    """Every change of the incident: who, what, when, from where (newest first)."""
+    with ctx.sessions() as session:
+        return list_audit(session, target_type="incident", target_id=incident.id, limit=limit)
+
+
+async def _transition(
+    ctx: Ctx,
+    request: Request,
+    *,
+    incident: IncidentOut,
+    target: IncidentStatus,
+    body: ActionBody,
+    assignee: str | None = None,
+) -> IncidentOut:
+    actor = actor_of(request, current_principal(request))
+    return await ctx.ops.transition(incident.id, target, actor, note=body.note, assignee=assignee)
+
+
+@router.post("/incidents/{incident_id}/acknowledge", responses=_ACTION_ERRORS)
+async def acknowledge(
+    *, ctx: Ctx, request: Request, incident: Writable, body: ActionBody | None = None
+) -> IncidentOut:
+    """``open`` → ``acknowledged``; stops the acknowledgement SLA."""
+    target = IncidentStatus.ACKNOWLEDGED
+    return await _transition(
+        ctx, request, incident=incident, target=target, body=body or ActionBody()
+    )
+
+
+@router.post("/incidents/{incident_id}/dispatch", responses=_ACTION_ERRORS)
+async def dispatch(
+    *, ctx: Ctx, request: Request, incident: Writable, body: DispatchBody | None = None
+) -> IncidentOut:
+    """``acknowledged`` → ``dispatched``, optionally naming the assignee (a patrol, a team)."""
+    body = body or DispatchBody()
+    target = IncidentStatus.DISPATCHED
+    return await _transition(
+        ctx, request, incident=incident, target=target, body=body, assignee=body.assignee
+    )
+
+
+@router.post("/incidents/{incident_id}/resolve", responses=_ACTION_ERRORS)
+async def resolve(
+    *, ctx: Ctx, request: Request, incident: Writable, body: ActionBody | None = None
+) -> IncidentOut:
+    """Close the incident as handled."""
+    target = IncidentStatus.RESOLVED
+    return await _transition(
+        ctx, request, incident=incident, target=target, body=body or ActionBody()
+    )
+
+
+@router.post("/incidents/{incident_id}/false-alarm", responses=_ACTION_ERRORS)
+async def false_alarm(
+    *, ctx: Ctx, request: Request, incident: Writable, body: ActionBody | None = None
+) -> IncidentOut:
+    """Close the incident as a false alarm."""
+    target = IncidentStatus.FALSE_ALARM
+    return await _transition(
+        ctx, request, incident=incident, target=target, body=body or ActionBody()
+    )
+
+
+@router.post("/incidents/{incident_id}/notes", responses=_ERRORS)
+async def add_note(
+    *, ctx: Ctx, request: Request, incident: Writable, body: NoteBody
+) -> IncidentOut:
+    """Add a note to the incident's log."""
+    actor = actor_of(request, current_principal(request))
+    return await ctx.ops.add_note(incident.id, body.text, actor)
+
+
+@router.put("/incidents/{incident_id}/assignee", responses=_ERRORS)
+async def assign(
+    *, ctx: Ctx, request: Request, incident: Writable, body: AssignBody
+) -> IncidentOut:
+    """Set (or clear, with null) who is handling the incident."""
+    actor = actor_of(request, current_principal(request))
+    return await ctx.ops.assign(incident.id, body.assignee, actor)
+
+
+@router.put("/incidents/{incident_id}/checklist/{index}", responses=_ERRORS)
+async def set_checklist(
+    *,
+    ctx: Ctx,
+    request: Request,
+    incident: Writable,
+    index: Annotated[int, Path(ge=0, le=100)],
+    body: ChecklistBody,
+) -> IncidentOut:
+    """Tick (or untick) a step of the incident's SOP checklist."""
+    if incident.status.closed:
+        raise ApiError(409, "the incident is closed", field="status")
+    actor = actor_of(request, current_principal(request))
+    return await ctx.ops.set_checklist(incident.id, index, body.done, actor)
+
+
+@router.get("/audit", tags=["audit"], responses=_ERRORS)
+def audit_log(
+    *,
+    ctx: Ctx,
+    principal: Annotated[Principal, Depends(Require(Permission.AUDIT_READ))],
+    target_type: Annotated[str | None, Query(max_length=32)] = None,
+    target_id: Annotated[str | None, Query(max_length=128)] = None,
+    actor: Annotated[str | None, Query(max_length=128)] = None,
+    before_id: Annotated[int | None, Query(ge=1)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> list[AuditOut]:
+    """The whole audit trail, newest first (supervisors and admins)."""
+    with ctx.sessions() as session:
+        entries = list_audit(
+            session,
+            target_type=target_type,
+            target_id=target_id,
+            actor=actor,
+            before_id=before_id,
+            limit=limit,
+        )
+    if principal.all_departments:
+        return entries
+    # A department-scoped supervisor sees the incidents of its departments only.
+    kept: list[AuditOut] = []
+    for entry in entries:
+        if entry.target_type == "incident":
+            incident = ctx.ops.get(entry.target_id)
+            if incident is None or not principal.sees(incident.department):
+                continue
+        kept.append(entry)
+    return kept
