@@ -1,0 +1,191 @@
+"""The edge agent: the detection pipeline feeding the MQTT uplink (``cityops edge run``).
+
+``Agent`` owns the outbox and the uplink and runs an ``EventProducer`` (the pipeline loop, or a
+test producer) until it ends or ``stop`` is set; then it flushes, says ``offline`` and returns.
+"""
+
+import logging
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+from edge.settings import EdgeSettings
+from edge.sink import EventSink
+from edge.uplink.mqtt import MqttUplink
+from edge.uplink.outbox import Outbox
+from edge.uplink.roles import DeviceRoles, PipelineHealth
+from edge.uplink.settings import UplinkSettings
+from shared.config import DeviceConfig
+
+if TYPE_CHECKING:
+    from edge.pipeline import Pipeline
+
+logger = logging.getLogger(__name__)
+
+
+class EventProducer(Protocol):
+    def run(self, sink: EventSink, stop: threading.Event) -> None:
+        """Emit events to *sink* until *stop* is set or the input ends."""
+
+
+@dataclass(frozen=True, slots=True)
+class AgentResult:
+    outbox_depth: int
+    """Messages still on disk at exit; they go out at the next start."""
+    published: int
+    acked: int
+
+
+def resolve_outbox(uplink: UplinkSettings, base_dir: Path | None) -> UplinkSettings:
+    """A relative outbox path is relative to the config file, not to the working directory."""
+    path = uplink.outbox.path
+    if path.is_absolute() or base_dir is None:
+        return uplink
+    outbox = uplink.outbox.model_copy(update={"path": (base_dir / path).resolve()})
+    return uplink.model_copy(update={"outbox": outbox})
+
+
+class Agent:
+    def __init__(
+        self,
+        device_id: str,
+        uplink: UplinkSettings,
+        producer: EventProducer,
+        roles: DeviceRoles | None = None,
+        *,
+        software: str | None = None,
+    ) -> None:
+        self.device_id = device_id
+        self.uplink_settings = uplink
+        self.producer = producer
+        self.roles = roles or DeviceRoles()
+        self.software = software
+
+    def run(self, stop: threading.Event) -> AgentResult:
+        outbox = Outbox(self.uplink_settings.outbox)
+        logger.info(
+            "agent %s: outbox %s holds %d message(s) from before",
+            self.device_id,
+            self.uplink_settings.outbox.path,
+            outbox.depth,
+        )
+        uplink = MqttUplink(
+            self.uplink_settings, self.device_id, outbox, self.roles, software=self.software
+        )
+        uplink.start()
+        try:
+            self.producer.run(uplink, stop)
+        finally:
+            uplink.stop()
+            counters = uplink.counters()
+            result = AgentResult(outbox.depth, counters.published, counters.acked)
+            outbox.close()
+        logger.info(
+            "agent %s stopped: %d published, %d acknowledged, %d left in the outbox",
+            self.device_id,
+            result.published,
+            result.acked,
+            result.outbox_depth,
+        )
+        return result
+
+
+class PipelineHandle:
+    """The current ``Pipeline`` behind stable roles; ``reload`` swaps in a freshly built one."""
+
+    def __init__(self, config_path: Path | None, settings: EdgeSettings) -> None:
+        self.config_path = config_path
+        self.settings = settings
+        self.pipeline = self._build(settings)
+        self._restart = threading.Event()
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def _build(settings: EdgeSettings) -> "Pipeline":
+        from edge.pipeline import Pipeline
+
+        return Pipeline.from_settings(settings)
+
+    # -- roles for the uplink
+
+    @property
+    def config_version(self) -> int:
+        return self.pipeline.config_version
+
+    def apply_config(self, cfg: DeviceConfig) -> None:
+        self.pipeline.apply_config(cfg)
+
+    def latest_jpeg(self, camera_id: str | None = None) -> bytes | None:
+        return self.pipeline.latest_jpeg(camera_id)
+
+    def health(self) -> PipelineHealth:
+        stats = self.pipeline.stats()
+        return PipelineHealth(
+            fps=stats.fps, inference_ms=stats.inference_ms, cameras=tuple(stats.cameras)
+        )
+
+    def reload(self) -> str:
+        """Re-read the config file and restart the pipeline stages with it.
+
+        The zones the cloud sent last stay in force when they are newer than the file's.
+        Uplink settings (broker, credentials) are only re-read at the next start.
+        """
+        if self.config_path is None:
+            raise ValueError("reload: the agent was not started from a config file")
+        settings = EdgeSettings.from_yaml(self.config_path)
+        if settings.device_id != self.settings.device_id:
+            raise ValueError("device_id: a reload cannot change the device id")
+        fresh = self._build(settings)
+        current = self.pipeline.config
+        if current.version > fresh.config_version:
+            fresh.apply_config(current)
+        with self._lock:
+            self.pipeline, self.settings = fresh, settings
+        self._restart.set()
+        logger.info("reload: pipeline rebuilt from %s", self.config_path)
+        return f"reloaded {self.config_path.name}; config version {fresh.config_version}"
+
+    def roles(self) -> DeviceRoles:
+        return DeviceRoles(config=self, snapshot=self, health=self.health, reload=self.reload)
+
+    # -- the producer
+
+    def run(self, sink: EventSink, stop: threading.Event) -> None:
+        from edge.pipeline import run
+
+        while not stop.is_set():
+            self._restart.clear()
+            run_stop = threading.Event()
+            watcher = threading.Thread(
+                target=_either, args=(stop, self._restart, run_stop), daemon=True
+            )
+            watcher.start()
+            summary = run(self.pipeline, sink, run_stop)
+            run_stop.set()
+            watcher.join()
+            logger.info(
+                "pipeline run ended: %d frames at %.1f fps, events %s",
+                summary.frames,
+                summary.fps,
+                summary.events,
+            )
+            if not self._restart.is_set():
+                return
+
+
+def _either(a: threading.Event, b: threading.Event, out: threading.Event) -> None:
+    """Set *out* as soon as *a* or *b* is set (or *out* is set by its owner)."""
+    while not out.is_set():
+        if a.wait(0.1) or b.is_set():
+            out.set()
+
+
+def build_agent(config_path: Path, *, software: str | None = None) -> Agent:
+    """The agent of ``cityops edge run --config FILE``; raises ``ValueError`` naming the field."""
+    settings = EdgeSettings.from_yaml(config_path)
+    if settings.uplink is None:
+        raise ValueError(f"{config_path}: uplink: `edge run` needs an uplink section")
+    handle = PipelineHandle(config_path, settings)
+    uplink = resolve_outbox(settings.uplink, settings.base_dir)
+    return Agent(settings.device_id, uplink, handle, handle.roles(), software=software)
