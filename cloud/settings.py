@@ -28,6 +28,13 @@ class InfluxSettings(BaseModel):
     username: str | None = Field(default=None, description="Basic auth user (1.x).")
     password: SecretStr | None = Field(default=None, description="Basic auth password (1.x).")
     token: SecretStr | None = Field(default=None, description="Token auth (2.x / 3.x).")
+    retention_duration: str | None = Field(
+        default=None,
+        pattern=r"^(INF|[0-9]+[hdw])$",
+        description="Duration of the retention policy created at start (e.g. 90d); needs the name.",
+    )
+    gzip: bool = Field(default=True, description="Gzip the line protocol sent to /write.")
+    timeout_s: float = Field(default=10.0, gt=0.0, description="HTTP timeout per request.")
 
 
 class StoreSettings(BaseModel):
@@ -40,6 +47,60 @@ class StoreSettings(BaseModel):
         default=Path("var/cityops-ts.sqlite"), description="File of the embedded store."
     )
     influx: InfluxSettings = Field(default_factory=InfluxSettings)
+
+
+class IngestSettings(BaseModel):
+    """How ``cityops cloud ingest`` batches, deduplicates and rejects (see docs/ingest.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    batch_size: int = Field(
+        default=2000, ge=1, le=50_000, description="Store a batch once it holds this many messages."
+    )
+    batch_interval_s: float = Field(
+        default=0.2,
+        gt=0.0,
+        le=60.0,
+        description="Store a non-empty batch at the latest this long after its first message.",
+    )
+    share_group: str = Field(
+        default="cityops-ingest",
+        pattern=r"^[A-Za-z0-9_-]{1,64}$",
+        description="MQTT 5 shared-subscription group: ingestors in one group split the load.",
+    )
+    session_expiry_s: int = Field(
+        default=86_400,
+        ge=0,
+        description="How long the broker keeps the session (and queues messages) while offline.",
+    )
+    receive_maximum: int = Field(
+        default=20_000,
+        ge=1,
+        le=65_535,
+        description="Unacknowledged QoS 1 messages the broker may have in flight to this ingestor.",
+    )
+    dedup_window_s: float = Field(
+        default=7 * 86_400.0,
+        gt=0.0,
+        description=(
+            "Event ids are remembered this long; an event whose id is older is refused as a replay."
+        ),
+    )
+    max_future_skew_s: float = Field(
+        default=300.0,
+        ge=0.0,
+        le=86_400.0,
+        description="A timestamp further ahead of the ingestor's clock is refused.",
+    )
+    dead_letter_payload_bytes: int = Field(
+        default=2048, ge=0, le=65_536, description="Raw payload bytes kept with a dead letter."
+    )
+    retry_initial_s: float = Field(
+        default=0.5, gt=0.0, description="First wait before retrying a store that is down."
+    )
+    retry_max_s: float = Field(
+        default=10.0, gt=0.0, description="Longest wait between store retries (backoff cap)."
+    )
 
 
 class CloudSettings(BaseSettings):
@@ -55,6 +116,7 @@ class CloudSettings(BaseSettings):
     )
     mqtt: MqttClientSettings = Field(default_factory=MqttClientSettings)
     store: StoreSettings = Field(default_factory=StoreSettings)
+    ingest: IngestSettings = Field(default_factory=IngestSettings)
 
     @classmethod
     def from_yaml(cls, path: Path, **overrides: Any) -> Self:

@@ -83,3 +83,7 @@ class EventStore(Protocol):
 
 class StoreUnavailableError(RuntimeError):
     """The backend is down or refused the write; the caller retries with backoff, never drops."""
+
+
+class StoreRejectedError(ValueError):
+    """The backend refused the data itself (not an outage): retrying the same write cannot help."""

@@ -1,0 +1,393 @@
+"""The ingestor: MQTT (shared subscription, persistent session, manual acks) -> batches -> store.
+
+Per batch, in this order: validate every message (refusals become dead letters), drop event ids
+already stored, write events and telemetry to the store (retrying with backoff while it is down),
+await the hooks with the new events, record ids/dead letters/device registry in SQL, and only then
+acknowledge the MQTT messages. A crash anywhere before the acks makes the broker redeliver the
+batch; the store and the id table make the second pass a no-op, so nothing is lost or doubled.
+Hooks are therefore called at least once per event (normally exactly once).
+"""
+
+import asyncio
+import contextlib
+import logging
+import socket
+import ssl
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import timedelta
+from typing import Any, TypeVar
+
+import aiomqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from prometheus_client import CollectorRegistry
+from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from cloud.db.base import create_all
+from cloud.db.ingest import RejectReason
+from cloud.ingest.batch import Accepted, Batch, Received, Rejection
+from cloud.ingest.hooks import EventHook
+from cloud.ingest.metrics import IngestMetrics, IngestStats
+from cloud.ingest.state import IngestState
+from cloud.ingest.validate import Validator, channel_label
+from cloud.settings import CloudSettings
+from cloud.store.base import EventStore, StoreRejectedError, StoreUnavailableError
+from shared.clock import utcnow
+from shared.commands import CommandAck
+from shared.events import Event
+from shared.telemetry import DeviceStatus, Telemetry
+from shared.topics import Channel, shared_subscription, subscription
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+_CHANNEL_OF: dict[type, str] = {
+    Event: Channel.EVENT.value,
+    Telemetry: Channel.TELEMETRY.value,
+    DeviceStatus: Channel.STATUS.value,
+    CommandAck: Channel.CMD_ACK.value,
+}
+_SHARED_CHANNELS = (Channel.EVENT, Channel.TELEMETRY, Channel.CMD_ACK)
+_IDLE_WAIT_S = 0.5
+_PRUNE_EVERY_S = 3600.0
+
+
+class Stopped(Exception):  # noqa: N818 - a signal, not an error
+    """The stop event was set while waiting for a backend; the batch stays unacknowledged."""
+
+
+class Ingestor:
+    """Runs until *stop* is set; reconnects to the broker and retries the store forever."""
+
+    def __init__(
+        self,
+        settings: CloudSettings,
+        store: EventStore,
+        engine: Engine,
+        hooks: Sequence[EventHook] = (),
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.engine = engine
+        self.hooks: list[EventHook] = list(hooks)
+        self.state = IngestState(engine, settings.ingest.dead_letter_payload_bytes)
+        self.validator = Validator(settings.ingest)
+        self.metrics = IngestMetrics()
+        self.connected = asyncio.Event()
+        """Set while subscribed to the broker (tests and health checks wait on it)."""
+        self._generation = 0
+        self._stop = asyncio.Event()
+        self._last_prune = 0.0
+
+    @property
+    def registry(self) -> CollectorRegistry:
+        """Prometheus registry of this ingestor (``--metrics-port``, or rendered by the API)."""
+        return self.metrics.registry
+
+    def stats(self) -> IngestStats:
+        return self.metrics.stats()
+
+    def add_hook(self, hook: EventHook) -> None:
+        self.hooks.append(hook)
+
+    # ------------------------------------------------------------------ main loop
+
+    async def run(self, stop: asyncio.Event | None = None) -> None:
+        self._stop = stop if stop is not None else asyncio.Event()
+        try:
+            await self._retry("state database", lambda: asyncio.to_thread(create_all, self.engine))
+            await self._retry("store setup", self.store.setup)
+        except Stopped:
+            return
+        backoff = self.settings.ingest.retry_initial_s
+        mqtt = self.settings.mqtt
+        while not self._stop.is_set():
+            try:
+                async with self._client() as client:
+                    self._generation += 1
+                    await self._subscribe(client)
+                    log.info(
+                        "ingest subscribed at %s:%s (generation %d)",
+                        mqtt.host,
+                        mqtt.port,
+                        self._generation,
+                    )
+                    self.connected.set()
+                    backoff = self.settings.ingest.retry_initial_s
+                    await self._consume(client)
+            except aiomqtt.MqttError as exc:
+                log.warning(
+                    "MQTT %s:%s: %s; reconnecting in %.1f s", mqtt.host, mqtt.port, exc, backoff
+                )
+            finally:
+                self.connected.clear()
+            if not self._stop.is_set():
+                await self._sleep(backoff)
+                backoff = min(backoff * 2, self.settings.ingest.retry_max_s)
+
+    def _client(self) -> aiomqtt.Client:
+        mqtt = self.settings.mqtt
+        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        props.SessionExpiryInterval = self.settings.ingest.session_expiry_s
+        props.ReceiveMaximum = self.settings.ingest.receive_maximum
+        tls = ssl.create_default_context(cafile=str(mqtt.tls_ca)) if mqtt.tls_ca else None
+        client = aiomqtt.Client(
+            mqtt.host,
+            mqtt.port,
+            username=mqtt.username,
+            password=mqtt.password.get_secret_value() if mqtt.password else None,
+            identifier=mqtt.client_id or f"cityops-ingest-{socket.gethostname()}"[:64],
+            protocol=aiomqtt.ProtocolVersion.V5,
+            clean_start=False,
+            properties=props,
+            tls_context=tls,
+            timeout=10,
+        )
+        # aiomqtt 2.x acknowledges on receipt; the paho client under it can wait for us instead.
+        client._client.manual_ack_set(on=True)  # noqa: SLF001
+        return client
+
+    async def _subscribe(self, client: aiomqtt.Client) -> None:
+        group = self.settings.ingest.share_group
+        topics = [(shared_subscription(group, ch), 1) for ch in _SHARED_CHANNELS]
+        # Retained presence is not sent on shared subscriptions (MQTT 5, 4.8.2), so every
+        # ingestor reads status directly; applying the same state twice is harmless.
+        topics.append((subscription(Channel.STATUS), 1))
+        codes = await client.subscribe(topics)
+        for (name, _), code in zip(topics, codes, strict=False):
+            if getattr(code, "is_failure", False):
+                log.error("broker refused the subscription %s: %s", name, code)
+
+    async def _consume(self, client: aiomqtt.Client) -> None:
+        queue: asyncio.Queue[aiomqtt.Message] = client._queue  # noqa: SLF001
+        disconnected: asyncio.Future[None] = client._disconnected  # noqa: SLF001
+        generation = self._generation
+        while not self._stop.is_set() and not disconnected.done():
+            batch = await self._gather(queue, disconnected, generation)
+            self.metrics.pending.set(queue.qsize())
+            if len(batch):
+                try:
+                    await self._flush(batch, client, generation)
+                except Stopped:
+                    return
+            await self._maybe_prune()
+        if disconnected.done() and not self._stop.is_set():
+            raise aiomqtt.MqttError("disconnected from the broker")
+
+    async def _gather(
+        self,
+        queue: "asyncio.Queue[aiomqtt.Message]",
+        disconnected: "asyncio.Future[None]",
+        generation: int,
+    ) -> Batch:
+        size = self.settings.ingest.batch_size
+        batch = Batch()
+        deadline: float | None = None
+        while len(batch) < size:
+            try:
+                message = queue.get_nowait()
+            except asyncio.QueueEmpty:
+                if self._stop.is_set() or disconnected.done():
+                    break
+                timeout = _IDLE_WAIT_S if deadline is None else deadline - time.monotonic()
+                if timeout <= 0:
+                    break
+                got = await _next(queue, disconnected, timeout)
+                if got is None:
+                    continue
+                message = got
+            if deadline is None:
+                batch.started = time.monotonic()
+                deadline = batch.started + self.settings.ingest.batch_interval_s
+            self._add(batch, message, generation)
+            if len(batch) % 512 == 0 and time.monotonic() > deadline:
+                break
+        return batch
+
+    def _add(self, batch: Batch, message: aiomqtt.Message, generation: int) -> None:
+        payload = message.payload
+        raw = payload if isinstance(payload, bytes) else str(payload).encode()
+        received = Received(
+            topic=message.topic.value,
+            payload=raw,
+            qos=message.qos,
+            mid=message.mid,
+            generation=generation,
+            received_at=utcnow(),
+        )
+        try:
+            item = self.validator.check(received)
+        except Exception as exc:  # noqa: BLE001 - a bug in one check must not stop the ingest
+            log.warning("unexpected error validating a message on %s: %r", received.topic, exc)
+            item = Rejection(received, RejectReason.SCHEMA, "payload", repr(exc)[:500], None)
+        if isinstance(item, Accepted):
+            channel = _CHANNEL_OF[type(item.message)]
+        else:
+            channel = channel_label(received.topic)
+        batch.add(item, channel)
+
+    # ------------------------------------------------------------------ one batch
+
+    async def _flush(self, batch: Batch, client: aiomqtt.Client, generation: int) -> None:
+        events = list(batch.events.values())
+        ids = [e.id for e in events]
+        known = (
+            await self._retry(
+                "state database", lambda: asyncio.to_thread(self.state.known_ids, ids)
+            )
+            if ids
+            else set()
+        )
+        new = [e for e in events if e.id not in known]
+        new, telemetry = await self._store(batch, new, list(batch.telemetry))
+        for hook in self.hooks:
+            if not new:
+                break
+            try:
+                await hook(new)
+            except Exception:
+                self.metrics.count_hook_error()
+                log.exception("event hook %r failed; the events stay stored", hook)
+        new_ids = [e.id for e in new]
+        await self._retry(
+            "state database",
+            lambda: asyncio.to_thread(
+                self.state.commit, new_ids, batch.rejections, list(batch.devices.values())
+            ),
+        )
+        if generation == self._generation and not client._disconnected.done():  # noqa: SLF001
+            paho = client._client  # noqa: SLF001
+            for r in batch.received:
+                if r.qos:
+                    paho.ack(r.mid, r.qos)
+        self._count(batch, new, telemetry, len(events) - len(new))
+
+    async def _store(
+        self, batch: Batch, events: list[Event], telemetry: list[Telemetry]
+    ) -> tuple[list[Event], list[Telemetry]]:
+        """Write both kinds; items the store refuses outright become dead letters."""
+        try:
+            await self._retry("store", lambda: self.store.write_events(events))
+        except StoreRejectedError:
+            events = await self._one_by_one(batch, events)
+        try:
+            await self._retry("store", lambda: self.store.write_telemetry(telemetry))
+        except StoreRejectedError:
+            telemetry = await self._one_by_one(batch, telemetry)
+        return events, telemetry
+
+    async def _one_by_one(self, batch: Batch, items: Sequence[T]) -> list[T]:
+        """The store refused a whole write: find the items it refuses and dead-letter them."""
+        kept: list[T] = []
+        for item in items:
+            write = _writer(self.store, item)
+            try:
+                await self._retry("store", write)
+            except StoreRejectedError as exc:
+                received = batch.sources[id(item)]
+                device_id = getattr(item, "device_id", None)
+                batch.rejections.append(
+                    Rejection(
+                        received, RejectReason.STORE_REJECTED, None, str(exc)[:500], device_id
+                    )
+                )
+                continue
+            kept.append(item)
+        return kept
+
+    def _count(
+        self, batch: Batch, new: list[Event], telemetry: list[Telemetry], known: int
+    ) -> None:
+        m = self.metrics
+        for channel, n in batch.channels.items():
+            m.count_received(channel, n)
+        reasons: dict[str, int] = {}
+        for r in batch.rejections:
+            reasons[r.reason.value] = reasons.get(r.reason.value, 0) + 1
+        for reason, n in reasons.items():
+            m.count_rejected(reason, n)
+        m.count_stored("event", len(new))
+        m.count_stored("telemetry", len(telemetry))
+        m.count_duplicates(known + batch.in_batch_duplicates)
+        m.count_batch(time.monotonic() - batch.started)
+        if new:
+            newest = max(e.observed_at for e in new)
+            m.lag.set(max(0.0, (utcnow() - newest).total_seconds()))
+
+    # ------------------------------------------------------------------ helpers
+
+    async def _retry(self, what: str, call: Callable[[], Awaitable[T]]) -> T:
+        """Await *call* until it succeeds; back off on outages; raise ``Stopped`` on stop."""
+        delay = self.settings.ingest.retry_initial_s
+        failures = 0
+        while True:
+            try:
+                result = await call()
+            except (StoreUnavailableError, SQLAlchemyError, OSError) as exc:
+                failures += 1
+                self.metrics.count_retry()
+                if what == "store":
+                    self.metrics.store_up.set(0)
+                if failures == 1 or failures % 10 == 0:
+                    log.warning(
+                        "%s unavailable (attempt %d): %s; retrying in %.1f s",
+                        what,
+                        failures,
+                        exc,
+                        delay,
+                    )
+                if self._stop.is_set():
+                    raise Stopped from exc
+                await self._sleep(delay)
+                if self._stop.is_set():
+                    raise Stopped from exc
+                delay = min(delay * 2, self.settings.ingest.retry_max_s)
+                continue
+            if what == "store":
+                self.metrics.store_up.set(1)
+            if failures:
+                log.info("%s available again after %d failed attempts", what, failures)
+            return result
+
+    async def _sleep(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stop.wait(), timeout=seconds)
+
+    async def _maybe_prune(self) -> None:
+        now = time.monotonic()
+        if now - self._last_prune < _PRUNE_EVERY_S:
+            return
+        self._last_prune = now
+        oldest = utcnow() - timedelta(seconds=self.settings.ingest.dedup_window_s)
+        try:
+            removed = await asyncio.to_thread(self.state.forget_before, oldest)
+        except SQLAlchemyError as exc:
+            log.warning("could not prune remembered event ids: %s", exc)
+            return
+        if removed:
+            log.info("forgot %d event ids older than the dedup window", removed)
+
+
+def _writer(store: EventStore, item: object) -> Callable[[], Awaitable[None]]:
+    if isinstance(item, Event):
+        return lambda: store.write_events([item])
+    if isinstance(item, Telemetry):
+        return lambda: store.write_telemetry([item])
+    raise TypeError(f"cannot store {type(item).__name__}")
+
+
+async def _next(
+    queue: "asyncio.Queue[aiomqtt.Message]", disconnected: "asyncio.Future[None]", wait_s: float
+) -> aiomqtt.Message | None:
+    """Next message, or None after *wait_s* or on disconnect (never loses a dequeued message)."""
+    get: asyncio.Future[Any] = asyncio.ensure_future(queue.get())
+    waiters: set[asyncio.Future[Any]] = {get, disconnected}
+    done, _ = await asyncio.wait(waiters, timeout=wait_s, return_when=asyncio.FIRST_COMPLETED)
+    if get in done:
+        message: aiomqtt.Message = get.result()
+        return message
+    get.cancel()
+    return None

@@ -1,0 +1,118 @@
+"""The ingestor's SQL side: ids already stored, dead letters, and the device registry.
+
+Synchronous SQLAlchemy; the service calls it through ``asyncio.to_thread``.
+"""
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+
+from sqlalchemy import Engine, Executable, delete, insert, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from cloud.db.devices import Device
+from cloud.db.ingest import DeadLetter, SeenEvent
+from cloud.ingest.batch import DeviceUpdate, Rejection
+from shared.ids import uuid7_ms
+
+_CHUNK = 500
+"""Ids per ``IN (...)``: well under SQLite's bound-parameter limit."""
+
+
+def _chunks(items: Sequence[str]) -> Iterable[Sequence[str]]:
+    for i in range(0, len(items), _CHUNK):
+        yield items[i : i + _CHUNK]
+
+
+class IngestState:
+    def __init__(self, engine: Engine, dead_letter_payload_bytes: int = 2048) -> None:
+        self.engine = engine
+        self.payload_bytes = dead_letter_payload_bytes
+
+    def known_ids(self, ids: Sequence[str]) -> set[str]:
+        """The subset of *ids* already stored by this or an earlier run."""
+        known: set[str] = set()
+        with self.engine.connect() as conn:
+            for chunk in _chunks(ids):
+                rows = conn.execute(select(SeenEvent.id).where(SeenEvent.id.in_(chunk)))
+                known.update(row[0] for row in rows)
+        return known
+
+    def commit(
+        self,
+        new_ids: Sequence[str],
+        rejections: Sequence[Rejection],
+        devices: Iterable[DeviceUpdate],
+    ) -> None:
+        """Record one stored batch in a single transaction."""
+        with Session(self.engine) as session, session.begin():
+            if new_ids:
+                session.execute(
+                    self._insert_ignore(),
+                    [{"id": i, "id_ms": uuid7_ms(i)} for i in new_ids],
+                )
+            if rejections:
+                session.execute(insert(DeadLetter), [self._dead_letter(r) for r in rejections])
+            self._update_devices(session, list(devices))
+
+    def _insert_ignore(self) -> Executable:
+        if self.engine.dialect.name == "postgresql":
+            return postgresql.insert(SeenEvent).on_conflict_do_nothing()
+        if self.engine.dialect.name == "sqlite":
+            return sqlite.insert(SeenEvent).on_conflict_do_nothing()
+        return insert(SeenEvent).prefix_with("IGNORE")  # MySQL/MariaDB
+
+    def _dead_letter(self, r: Rejection) -> dict[str, object]:
+        payload = r.received.payload[: self.payload_bytes].decode("utf-8", errors="replace")
+        return {
+            "received_at": r.received.received_at,
+            "topic": r.received.topic[:256],
+            "device_id": r.device_id,
+            "reason": r.reason.value,
+            "field": None if r.field is None else r.field[:128],
+            "detail": r.detail,
+            "payload": payload,
+        }
+
+    @staticmethod
+    def _update_devices(session: Session, updates: list[DeviceUpdate]) -> None:
+        if not updates:
+            return
+        ids = [u.device_id for u in updates]
+        rows = {d.id: d for d in session.scalars(select(Device).where(Device.id.in_(ids)))}
+        for u in updates:
+            device = rows.get(u.device_id)
+            if device is None:
+                device = Device(id=u.device_id)
+                session.add(device)
+            _apply(device, u)
+
+    def forget_before(self, oldest: datetime) -> int:
+        """Drop remembered ids minted before *oldest* (outside the dedup window)."""
+        with Session(self.engine) as session, session.begin():
+            result = session.execute(
+                delete(SeenEvent).where(SeenEvent.id_ms < int(oldest.timestamp() * 1000))
+            )
+            return int(getattr(result, "rowcount", 0) or 0)
+
+
+def _newer(new: datetime | None, old: datetime | None) -> bool:
+    return new is not None and (old is None or new >= old)
+
+
+def _apply(device: Device, u: DeviceUpdate) -> None:
+    if _newer(u.last_seen, device.last_seen):
+        device.last_seen = u.last_seen
+    if u.online is not None and _newer(u.last_status_at, device.last_status_at):
+        device.online = u.online
+        device.last_status_at = u.last_status_at
+    t = u.last_telemetry
+    if t is not None and _newer(t.ts, device.last_telemetry_at):
+        device.last_telemetry_at = t.ts
+        device.last_telemetry = t.model_dump(mode="json", exclude_none=True)
+    if _newer(u.last_event_at, device.last_event_at):
+        device.last_event_at = u.last_event_at
+    if u.config_acked_version is not None:
+        device.config_acked_version = u.config_acked_version
+    if u.config_ack_message is not None:
+        device.config_ack_message = u.config_ack_message

@@ -1,0 +1,107 @@
+"""Turn one raw MQTT message into an accepted contract model or a rejection with a reason."""
+
+from datetime import datetime
+from typing import Final
+
+from pydantic import BaseModel, ValidationError
+
+from cloud.db.ingest import RejectReason
+from cloud.ingest.batch import Accepted, Received, Rejection
+from cloud.settings import IngestSettings
+from shared.codec import decode
+from shared.commands import CommandAck
+from shared.errors import ContractError, PayloadTooLargeError, TopicError
+from shared.events import Event
+from shared.ids import uuid7_ms
+from shared.telemetry import DeviceStatus, Telemetry
+from shared.topics import Channel, parse
+
+MODELS: Final[dict[Channel, type[BaseModel]]] = {
+    Channel.EVENT: Event,
+    Channel.TELEMETRY: Telemetry,
+    Channel.STATUS: DeviceStatus,
+    Channel.CMD_ACK: CommandAck,
+}
+"""The channels the ingestor subscribes to, and the model each one carries."""
+
+
+def channel_label(topic: str) -> str:
+    """Metrics label of a topic: its channel, or ``unknown``."""
+    try:
+        return parse(topic).channel.value
+    except TopicError:
+        return "unknown"
+
+
+class Validator:
+    """Checks topic, size, JSON, schema, device id, clock skew and replay, in that order."""
+
+    def __init__(self, settings: IngestSettings) -> None:
+        self.settings = settings
+
+    def check(self, msg: Received) -> Accepted | Rejection:  # noqa: PLR0911 - one per check
+        try:
+            parsed = parse(msg.topic)
+        except TopicError as exc:
+            return self._reject(msg, RejectReason.BAD_TOPIC, exc.field, exc.reason, None)
+        device_id = parsed.device_id
+        model = MODELS.get(parsed.channel)
+        if model is None:
+            reason = f"channel {parsed.channel.value!r} is not ingested"
+            return self._reject(msg, RejectReason.BAD_TOPIC, "channel", reason, device_id)
+        try:
+            obj = decode(model, msg.payload)
+        except PayloadTooLargeError as exc:
+            return self._reject(msg, RejectReason.TOO_LARGE, exc.field, exc.reason, device_id)
+        except ContractError as exc:
+            return self._reject(msg, _classify(exc), exc.field, exc.reason, device_id)
+        payload_device = getattr(obj, "device_id", None)
+        if payload_device != device_id:
+            detail = f"payload device_id {payload_device!r} differs from the topic's {device_id!r}"
+            return self._reject(msg, RejectReason.DEVICE_MISMATCH, "device_id", detail, device_id)
+        problem = self._time_problem(obj, msg.received_at)
+        if problem is not None:
+            reason, field, detail = problem
+            return self._reject(msg, reason, field, detail, device_id)
+        return Accepted(received=msg, device_id=device_id, message=obj)  # type: ignore[arg-type]
+
+    def _time_problem(self, obj: BaseModel, now: datetime) -> tuple[RejectReason, str, str] | None:
+        limit = self.settings.max_future_skew_s
+        for name in ("started_at", "observed_at", "ended_at", "ts"):
+            value = getattr(obj, name, None)
+            if isinstance(value, datetime):
+                skew = (value - now).total_seconds()
+                if skew > limit:
+                    detail = f"{name} is {skew:.0f} s ahead of the ingestor (limit {limit:.0f} s)"
+                    return RejectReason.FUTURE_TIMESTAMP, name, detail
+        if isinstance(obj, Event):
+            age_s = now.timestamp() - uuid7_ms(obj.id) / 1000
+            if -age_s > limit:
+                detail = f"id was minted {-age_s:.0f} s in the future (limit {limit:.0f} s)"
+                return RejectReason.FUTURE_TIMESTAMP, "id", detail
+            if age_s > self.settings.dedup_window_s:
+                detail = (
+                    f"id is {age_s:.0f} s old, beyond the dedup window of "
+                    f"{self.settings.dedup_window_s:.0f} s: refused as a replay"
+                )
+                return RejectReason.REPLAY, "id", detail
+        return None
+
+    @staticmethod
+    def _reject(
+        msg: Received, reason: RejectReason, field: str | None, detail: str, device_id: str | None
+    ) -> Rejection:
+        return Rejection(
+            received=msg, reason=reason, field=field, detail=detail[:500], device_id=device_id
+        )
+
+
+def _classify(exc: ContractError) -> RejectReason:
+    cause = exc.__cause__
+    if isinstance(cause, ValidationError):
+        kind = cause.errors(include_url=False)[0]["type"]
+        if kind in {"json_invalid", "json_type"}:
+            return RejectReason.INVALID_JSON
+    if "in the future" in exc.reason:
+        return RejectReason.FUTURE_TIMESTAMP
+    return RejectReason.SCHEMA
