@@ -1,0 +1,1 @@
+"""Sensor drivers: byte parsing and signal processing here, bus access through a tiny interface."""
