@@ -1,0 +1,267 @@
+"""Provision → unit connects with its own credentials → verify → revoke, on the real stack.
+
+Real Mosquitto (fresh broker from the harness), the real operations API (uvicorn, SQLite,
+in-process ingest), the real balena-sdk against the local stand-in.
+"""
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import paho.mqtt.client as mqtt
+import pytest
+import yaml
+from paho.mqtt.enums import CallbackAPIVersion
+from typer.testing import CliRunner, Result
+
+from cityops.cli import app
+from tests.conftest import Broker
+from tests.provisioning.balena_standin import BalenaStandin
+from tests.provisioning.conftest import FLEET
+from tests.provisioning.field_unit import field_unit
+from tests.provisioning.ops_stack import OpsStack, run_ops_api
+
+pytestmark = pytest.mark.services
+ZONES = Path(__file__).parent / "data" / "zones-parking.yaml"
+
+
+@pytest.fixture
+def ops(broker_factory: Callable[[], Broker], tmp_path: Path) -> Iterator[OpsStack]:
+    with run_ops_api(broker_factory(), tmp_path / "ops") as stack:
+        yield stack
+
+
+def _cli(args: list[str], ops: OpsStack, balena_dir: Path, standin: BalenaStandin) -> Result:
+    env = {
+        "CITYOPS_API_URL": ops.url,
+        "CITYOPS_API_KEY": ops.technician_key,
+        "CITYOPS_BALENA_DATA_DIR": str(balena_dir),
+        "BALENA_API_KEY": standin.token,
+    }
+    return CliRunner().invoke(app, ["provision", *args], env=env)
+
+
+def _provision_args(device_id: str, out: Path, template: Path | None = None) -> list[str]:
+    args = [
+        "device", "--id", device_id,
+        "--site", "car-park-north", "--lat", "38.7075", "--lon", "-9.1365",
+        "--type", "raspberrypi5", "--fleet", FLEET, "--out", str(out),
+        "--note", "pole 14", "--os-version", "6.0.13",
+    ]  # fmt: skip
+    if template is not None:
+        args += ["--template", str(template)]
+    return args
+
+
+def _api_get(ops: OpsStack, path: str) -> httpx.Response:
+    headers = {"Authorization": f"Bearer {ops.technician_key}"}
+    return httpx.get(f"{ops.url}/api/v1{path}", headers=headers, timeout=10)
+
+
+def _connect_rc(broker: Broker, username: str, password: str) -> int:
+    """CONNACK reason code value of an MQTT 5 connect (0 = accepted)."""
+    client = mqtt.Client(
+        CallbackAPIVersion.VERSION2, client_id=f"probe-{username}", protocol=mqtt.MQTTv5
+    )
+    client.username_pw_set(username, password)
+    try:
+        return int(client.connect(broker.host, broker.port, keepalive=5)) or _wait_connack(client)
+    finally:
+        client.disconnect()
+
+
+def _wait_connack(client: mqtt.Client) -> int:
+    codes: list[int] = []
+    client.on_connect = lambda _c, _u, _f, rc, _p: codes.append(rc.value)
+    for _ in range(50):
+        client.loop(timeout=0.1)
+        if codes:
+            return codes[0]
+    return -1
+
+
+def test_provision_verify_zones_revoke(
+    ops: OpsStack,
+    standin: BalenaStandin,
+    balena_dir: Path,
+    parking_frame: Path,
+    tmp_path: Path,
+) -> None:
+    # A site template: the unit's camera and a quicker telemetry interval than the default.
+    template = tmp_path / "site.yaml"
+    template.write_text(
+        yaml.safe_dump(
+            {
+                "device_id": "template",
+                "cameras": [{"id": "cam0", "source": "rtsp://10.0.0.7/stream"}],
+                "uplink": {"telemetry_interval_s": 0.5},
+            }
+        )
+    )
+    bundle = tmp_path / "bundle"
+    first = _cli(_provision_args("pc-01", bundle, template), ops, balena_dir, standin)
+    assert first.exit_code == 0, first.output
+    assert "Device pc-01 registered" in first.output
+
+    # The stand-in received the device, its env vars and tags; the API knows its balena uuid.
+    (bdev,) = standin.state.devices.values()
+    uuid = bdev["uuid"]
+    env = standin.env_of(uuid)
+    creds = json.loads((bundle / "credentials.json").read_text())
+    assert env["CITYOPS_EDGE_DEVICE_ID"] == "pc-01"
+    assert env["CITYOPS_EDGE_UPLINK__USERNAME"] == "pc-01"
+    assert env["CITYOPS_EDGE_UPLINK__PASSWORD"] == creds["password"]
+    assert json.loads(env["CITYOPS_EDGE_CAMERAS"])[0]["source"] == "rtsp://10.0.0.7/stream"
+    assert standin.tags_of(uuid) == {
+        "cityops_id": "pc-01",
+        "site": "car-park-north",
+        "lat": "38.707500",
+        "lon": "-9.136500",
+    }
+    assert bdev["note"] == "pole 14"
+    for endpoint in (
+        "POST /device/register",
+        "POST /v7/device_environment_variable",
+        "POST /v7/device_tag",
+        "PATCH /v7/device(",
+        "POST /download-config",
+    ):
+        assert any(e.startswith(endpoint) for e in standin.endpoints()), endpoint
+    assert _api_get(ops, "/devices/pc-01").json()["balena_uuid"] == uuid
+    balena_config = json.loads((bundle / "config.json").read_text())
+    assert (balena_config["uuid"], balena_config["version"]) == (uuid, "6.0.13")
+
+    # Idempotent: the same command again updates; nothing is duplicated; password rotated.
+    again = _cli(_provision_args("pc-01", bundle, template), ops, balena_dir, standin)
+    assert again.exit_code == 0, again.output
+    assert "Device pc-01 updated" in again.output
+    assert len(standin.state.devices) == 1
+    assert [d["id"] for d in _api_get(ops, "/devices").json()["items"]] == ["pc-01"]
+    new_password = json.loads((bundle / "credentials.json").read_text())["password"]
+    assert new_password != creds["password"]
+    assert standin.env_of(uuid)["CITYOPS_EDGE_UPLINK__PASSWORD"] == new_password
+    assert _connect_rc(ops.broker, "pc-01", creds["password"]) != 0, "old password still works"
+
+    with field_unit(bundle, parking_frame, tmp_path / "unit") as (uplink, applied):
+        assert uplink.wait_connected(10), "the unit did not connect with its own credentials"
+        snapshot = tmp_path / "from-device.jpg"
+        verify = _cli(
+            ["verify", "pc-01", "--timeout", "20", "--save-snapshot", str(snapshot)],
+            ops,
+            balena_dir,
+            standin,
+        )
+        assert verify.exit_code == 0, verify.output
+        assert verify.output.count("PASS") == 4
+        assert "856x480 JPEG" in verify.output
+        assert snapshot.read_bytes().startswith(b"\xff\xd8")
+        listed = _api_get(ops, "/devices?online=true").json()["items"]
+        assert [d["id"] for d in listed] == ["pc-01"]
+
+        # Zones drawn on the frame the device sent, then pushed as its config.
+        preview = tmp_path / "zones.png"
+        zones = _cli(
+            ["zones", "pc-01", "--zones", str(ZONES), "--preview", str(preview), "--push"],
+            ops,
+            balena_dir,
+            standin,
+        )
+        assert zones.exit_code == 0, zones.output
+        assert "config version 1 sent to pc-01" in zones.output
+        assert preview.stat().st_size > 10_000
+        deadline = time.monotonic() + 10
+        while not applied.applied and time.monotonic() < deadline:
+            time.sleep(0.05)
+        (config,) = applied.applied
+        assert config.version == 1
+        assert [z.id for z in config.cameras[0].zones] == ["disabled-bay", "aisle"]
+
+        standin.device_by_uuid(uuid)["is_online"] = True  # type: ignore[index]
+        status = _cli(["fleet", "status", "--fleet", FLEET, "--json"], ops, balena_dir, standin)
+        assert status.exit_code == 0, status.output
+        (row,) = json.loads(status.output)
+        assert (row["device_id"], row["balena_online"], row["mqtt_online"]) == (
+            "pc-01",
+            True,
+            True,
+        )
+        assert row["attention"] == ""
+
+    revoked = _cli(["revoke", "pc-01"], ops, balena_dir, standin)
+    assert revoked.exit_code == 0, revoked.output
+    assert _connect_rc(ops.broker, "pc-01", new_password) != 0, "broker still accepts pc-01"
+    assert _api_get(ops, "/devices/pc-01").json()["revoked"] is True
+    assert "cityops_revoked" in standin.tags_of(uuid)
+    assert "CITYOPS_EDGE_UPLINK__PASSWORD" not in standin.env_of(uuid)
+
+
+@pytest.mark.parametrize(
+    ("breakage", "message"),
+    [
+        ("tag", "set tag cityops_id: HTTP 500"),
+        ("env", "set env var CITYOPS_EDGE_DEVICE_ID: HTTP 500"),
+        ("register", "register device"),
+        ("fleet", "fleet not found"),
+        ("unreachable", "unreachable"),
+        ("api-key", "401"),
+    ],
+)
+def test_failure_half_way_leaves_nothing_registered(
+    *,
+    ops: OpsStack,
+    standin: BalenaStandin,
+    balena_dir: Path,
+    tmp_path: Path,
+    breakage: str,
+    message: str,
+) -> None:
+    args = _provision_args("pc-02", tmp_path / "bundle")
+    env_key = ops.technician_key
+    if breakage == "tag":
+        standin.fail("POST", "/v7/device_tag")
+    elif breakage == "env":
+        standin.fail("POST", "/v7/device_environment_variable")
+    elif breakage == "register":
+        standin.fail("POST", "/device/register")
+    elif breakage == "fleet":
+        args[args.index(FLEET)] = "city/no-such-fleet"
+    elif breakage == "unreachable":
+        standin.stop()
+    elif breakage == "api-key":
+        env_key = "cityops_wrong_key"
+    result = CliRunner().invoke(
+        app,
+        ["provision", *args],
+        env={
+            "CITYOPS_API_URL": ops.url,
+            "CITYOPS_API_KEY": env_key,
+            "CITYOPS_BALENA_DATA_DIR": str(balena_dir),
+            "BALENA_API_KEY": standin.token,
+        },
+    )
+    assert result.exit_code == 1, result.output
+    assert message in result.output
+    assert _api_get(ops, "/devices/pc-02").status_code == 404
+    assert standin.state.devices == {}
+    assert not (tmp_path / "bundle").exists()
+
+
+def test_viewer_key_is_refused_before_balena_is_touched(
+    ops: OpsStack, standin: BalenaStandin, balena_dir: Path, tmp_path: Path
+) -> None:
+    result = CliRunner().invoke(
+        app,
+        ["provision", *_provision_args("pc-03", tmp_path / "bundle")],
+        env={
+            "CITYOPS_API_URL": ops.url,
+            "CITYOPS_API_KEY": ops.viewer_key,
+            "CITYOPS_BALENA_DATA_DIR": str(balena_dir),
+            "BALENA_API_KEY": standin.token,
+        },
+    )
+    assert result.exit_code == 1
+    assert "403" in result.output
+    assert "technician or admin key" in result.output
+    assert not any(e.startswith("POST /device/register") for e in standin.endpoints())
