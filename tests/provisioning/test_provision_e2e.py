@@ -265,3 +265,16 @@ def test_viewer_key_is_refused_before_balena_is_touched(
     assert "403" in result.output
     assert "technician or admin key" in result.output
     assert not any(e.startswith("POST /device/register") for e in standin.endpoints())
+
+
+def test_verify_fails_for_a_unit_that_never_connects(
+    ops: OpsStack, standin: BalenaStandin, balena_dir: Path, tmp_path: Path
+) -> None:
+    provisioned = _cli(_provision_args("pc-04", tmp_path / "bundle"), ops, balena_dir, standin)
+    assert provisioned.exit_code == 0, provisioned.output
+    result = _cli(["verify", "pc-04", "--timeout", "1"], ops, balena_dir, standin)
+    assert result.exit_code == 1, result.output
+    assert "PASS registered, not revoked" in result.output
+    assert "FAIL status online (MQTT, own credentials): never seen" in result.output
+    assert "FAIL camera delivers frames (snapshot): device offline" in result.output
+    assert "pc-04: verification failed" in result.output
