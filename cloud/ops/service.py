@@ -412,7 +412,7 @@ class OpsService:
         return await self._edit(incident_id, actor, ChangeType.ASSIGNED, work)
 
     async def set_checklist(
-        self, incident_id: str, index: int, done: bool, actor: Actor
+        self, incident_id: str, index: int, *, done: bool, actor: Actor
     ) -> IncidentOut:
         def work(row: Incident, now: Any) -> dict[str, Any]:
             items = [dict(item) for item in row.checklist]

@@ -181,7 +181,7 @@ async def set_checklist(
     if incident.status.closed:
         raise ApiError(409, "the incident is closed", field="status")
     actor = actor_of(request, current_principal(request))
-    return await ctx.ops.set_checklist(incident.id, index, body.done, actor)
+    return await ctx.ops.set_checklist(incident.id, index, done=body.done, actor=actor)
 
 
 @router.get("/audit", tags=["audit"], responses=_ERRORS)
