@@ -58,7 +58,7 @@ def acks(rec: Recorder, device: str) -> list[CommandAck]:
     return [decode(CommandAck, p) for p in rec.payloads(topic(device, Channel.CMD_ACK))]
 
 
-def publish_as_operator(broker: Broker, topic_name: str, payload: bytes, retain: bool) -> None:
+def publish_as_operator(broker: Broker, topic_name: str, payload: bytes, *, retain: bool) -> None:
     import paho.mqtt.client as mqtt
     from paho.mqtt.enums import CallbackAPIVersion
 
