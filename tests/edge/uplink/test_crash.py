@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from cityops.paths import REPO_ROOT
+from edge.uplink.outbox import read_stats
 from shared.codec import decode
 from shared.telemetry import DeviceState, DeviceStatus
 from shared.topics import Channel, subscription, topic
@@ -53,19 +54,23 @@ def test_sigkill_mid_burst_then_restart_loses_nothing(mosquitto: Broker, tmp_pat
         json.dumps({**settings.model_dump(mode="json"), "password": "up-crash-pw"})
     )
     ledger = tmp_path / "ledger.txt"
+    outbox = tmp_path / "outbox.db"
     event_topic = topic(device, Channel.EVENT)
     filters = [subscription(Channel.EVENT, device), subscription(Channel.STATUS, device)]
     with recorder(mosquitto, filters, "rec-crash") as rec:
         first = start_agent(settings_file, ledger, device, BURST)
         try:
-            # Kill once the burst is well under way and events are flowing to the broker.
+            # Kill once the burst is well under way, events are flowing to the broker, and
+            # some are on disk without their PUBACK yet.
             rec.wait_for(lambda: len(rec.payloads(event_topic)) >= 300, 30, "burst under way")
+            rec.wait_for(lambda: read_stats(outbox).depth >= 5, 30, "a backlog")
         finally:
             first.kill()
             first.wait(5)
         emitted = ledger_ids(ledger)
         assert 300 <= len(emitted) < BURST, "the kill did not land mid-burst"
-        received_before = len(rec.payloads(event_topic))
+        pending = read_stats(outbox).depth
+        assert pending > 0, "nothing was left to recover"
         # The broker saw the link die and published the Last Will.
         rec.wait_for(
             lambda: (
@@ -95,6 +100,5 @@ def test_sigkill_mid_burst_then_restart_loses_nothing(mosquitto: Broker, tmp_pat
     assert len(set(counts) - set(emitted)) <= 1
     duplicates = sum(n - 1 for n in counts.values())
     assert duplicates <= 100, "only in-flight events (window 50) may come twice"
-    assert received_before < len(emitted), "nothing was left to recover"
     last = decode(DeviceStatus, rec.payloads(topic(device, Channel.STATUS))[-1])
     assert last.state is DeviceState.OFFLINE  # clean stop after the restart
