@@ -1,0 +1,1 @@
+"""Object detectors: ``Detector`` protocol, TFLite backend, regions (crops and tiles)."""

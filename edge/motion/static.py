@@ -1,0 +1,121 @@
+"""Static foreground from two background models (long-term vs short-term).
+
+A pixel that differs from the long-term background but already belongs to the short-term one
+is part of something that arrived and stopped: a left bag, a parked car, a standing person.
+Each pixel keeps how long it has been static; connected static areas become ``StaticBlob``s,
+matched frame to frame so a blob keeps its id while its outline wobbles.
+"""
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+from edge.camera.frame import Image
+from edge.detect.regions import Rect
+
+F32 = npt.NDArray[np.float32]
+
+
+@dataclass(frozen=True, slots=True)
+class StaticBlob:
+    id: int
+    box: Rect
+    area: float
+    """Fraction of the frame."""
+    static_since: float
+    """Video time since which most of its pixels have been static."""
+
+
+@dataclass(frozen=True, slots=True)
+class StaticParams:
+    scale_width: int = 320
+    long_term_s: float = 120.0
+    short_term_s: float = 1.5
+    threshold: int = 25
+    min_area: float = 0.0008
+    max_area: float = 0.03
+    settle_s: float = 2.0
+
+
+class StaticForeground:
+    def __init__(self, params: StaticParams | None = None) -> None:
+        self.params = params or StaticParams()
+        self._long: F32 | None = None
+        self._short: F32 | None = None
+        self._age: F32 | None = None
+        self._last_ts: float | None = None
+        self._blobs: list[StaticBlob] = []
+        self._next_id = 1
+
+    def _grey(self, image: Image) -> F32:
+        h, w = image.shape[:2]
+        sw = min(self.params.scale_width, w)
+        small = cv2.resize(image, (sw, max(1, sw * h // w)), interpolation=cv2.INTER_AREA)
+        grey = cv2.GaussianBlur(cv2.cvtColor(small, cv2.COLOR_BGR2GRAY), (3, 3), 0)
+        return grey.astype(np.float32)
+
+    def update(self, image: Image, ts: float) -> list[StaticBlob]:
+        p = self.params
+        grey = self._grey(image)
+        if self._long is None or self._short is None or self._age is None:
+            self._long, self._short = grey.copy(), grey.copy()
+            self._age = np.zeros_like(grey)
+            self._last_ts = ts
+            return []
+        dt = max(1e-3, ts - (self._last_ts if self._last_ts is not None else ts))
+        self._last_ts = ts
+        fg_long = np.abs(grey - self._long) > p.threshold
+        fg_short = np.abs(grey - self._short) > p.threshold
+        static = fg_long & ~fg_short
+        self._age = np.where(static, self._age + dt, np.maximum(self._age - 2.0 * dt, 0.0))
+        # The short-term model follows quickly; the long-term one learns only where nothing
+        # is in front of it, plus a very slow global drift for light changes.
+        cv2.accumulateWeighted(grey, self._short, min(1.0, dt / p.short_term_s))
+        a_long = min(1.0, dt / p.long_term_s)
+        learn = (~fg_long).astype(np.uint8)
+        cv2.accumulateWeighted(grey, self._long, min(1.0, a_long * 20.0), mask=learn)
+        cv2.accumulateWeighted(grey, self._long, a_long)
+        self._blobs = self._match(self._find(ts), ts)
+        return self._blobs
+
+    def _find(self, ts: float) -> list[tuple[Rect, float, float]]:
+        p = self.params
+        assert self._age is not None  # noqa: S101 - set by update before this is called
+        raw = (self._age >= p.settle_s).astype(np.uint8)
+        mask = cv2.morphologyEx(raw, cv2.MORPH_CLOSE, np.ones((5, 5), np.uint8))
+        h, w = mask.shape
+        n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+        found: list[tuple[Rect, float, float]] = []
+        for i in range(1, n):
+            x, y, bw, bh, area = (int(v) for v in stats[i])
+            frac = area / (w * h)
+            if not p.min_area <= frac <= p.max_area:
+                continue
+            ages = self._age[labels == i]
+            since = ts - float(np.median(ages)) if ages.size else ts
+            found.append((Rect(x / w, y / h, (x + bw) / w, (y + bh) / h), frac, since))
+        return found
+
+    def _match(self, found: list[tuple[Rect, float, float]], ts: float) -> list[StaticBlob]:
+        out: list[StaticBlob] = []
+        taken: set[int] = set()
+        for rect, frac, since in found:
+            best = max(
+                (b for b in self._blobs if b.id not in taken),
+                key=lambda b: b.box.iou(rect),
+                default=None,
+            )
+            if best is not None and best.box.iou(rect) >= 0.3:  # noqa: PLR2004
+                taken.add(best.id)
+                out.append(StaticBlob(best.id, rect, frac, min(best.static_since, since)))
+            else:
+                out.append(StaticBlob(self._next_id, rect, frac, since))
+                self._next_id += 1
+        del ts
+        return out
+
+    @property
+    def blobs(self) -> list[StaticBlob]:
+        return list(self._blobs)

@@ -1,0 +1,1 @@
+"""Privacy before anything leaves the device: face blur and bounded snapshot crops."""

