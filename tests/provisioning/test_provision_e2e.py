@@ -21,7 +21,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from typer.testing import CliRunner, Result
 
 from cityops.cli import app
-from tests.conftest import Broker
+from tests.conftest import Broker, _start_broker
 from tests.provisioning.balena_standin import BalenaStandin
 from tests.provisioning.conftest import FLEET, PARKING_CLIP
 from tests.provisioning.ops_stack import OpsStack, run_ops_api
@@ -33,8 +33,21 @@ CLIP_SOURCE = "material:data/" + "/".join(PARKING_CLIP)
 
 @pytest.fixture
 def ops(broker_factory: Callable[[], Broker], tmp_path: Path) -> Iterator[OpsStack]:
+    """A stack of its own (the test counts devices)."""
     with run_ops_api(broker_factory(), tmp_path / "ops") as stack:
         yield stack
+
+
+@pytest.fixture(scope="module")
+def shared_ops(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OpsStack]:
+    """One stack for the tests that use a device id of their own."""
+    workdir = tmp_path_factory.mktemp("ops-shared")
+    broker = _start_broker(workdir / "broker")
+    try:
+        with run_ops_api(broker, workdir / "ops") as stack:
+            yield stack
+    finally:
+        broker.server.stop()
 
 
 def _cli(args: list[str], ops: OpsStack, balena_dir: Path, standin: BalenaStandin) -> Result:
@@ -238,7 +251,7 @@ def test_provision_verify_zones_revoke(
 )
 def test_failure_half_way_leaves_nothing_registered(
     *,
-    ops: OpsStack,
+    shared_ops: OpsStack,
     standin: BalenaStandin,
     balena_dir: Path,
     tmp_path: Path,
@@ -246,7 +259,7 @@ def test_failure_half_way_leaves_nothing_registered(
     message: str,
 ) -> None:
     args = _provision_args("pc-02", tmp_path / "bundle")
-    env_key = ops.technician_key
+    env_key = shared_ops.technician_key
     if breakage == "tag":
         standin.fail("POST", "/v7/device_tag")
     elif breakage == "env":
@@ -263,7 +276,7 @@ def test_failure_half_way_leaves_nothing_registered(
         app,
         ["provision", *args],
         env={
-            "CITYOPS_API_URL": ops.url,
+            "CITYOPS_API_URL": shared_ops.url,
             "CITYOPS_API_KEY": env_key,
             "CITYOPS_BALENA_DATA_DIR": str(balena_dir),
             "BALENA_API_KEY": standin.token,
@@ -271,20 +284,20 @@ def test_failure_half_way_leaves_nothing_registered(
     )
     assert result.exit_code == 1, result.output
     assert message in result.output
-    assert _api_get(ops, "/devices/pc-02").status_code == 404
+    assert _api_get(shared_ops, "/devices/pc-02").status_code == 404
     assert standin.state.devices == {}
     assert not (tmp_path / "bundle").exists()
 
 
 def test_viewer_key_is_refused_before_balena_is_touched(
-    ops: OpsStack, standin: BalenaStandin, balena_dir: Path, tmp_path: Path
+    shared_ops: OpsStack, standin: BalenaStandin, balena_dir: Path, tmp_path: Path
 ) -> None:
     result = CliRunner().invoke(
         app,
         ["provision", *_provision_args("pc-03", tmp_path / "bundle")],
         env={
-            "CITYOPS_API_URL": ops.url,
-            "CITYOPS_API_KEY": ops.viewer_key,
+            "CITYOPS_API_URL": shared_ops.url,
+            "CITYOPS_API_KEY": shared_ops.viewer_key,
             "CITYOPS_BALENA_DATA_DIR": str(balena_dir),
             "BALENA_API_KEY": standin.token,
         },
@@ -296,11 +309,13 @@ def test_viewer_key_is_refused_before_balena_is_touched(
 
 
 def test_verify_fails_for_a_unit_that_never_connects(
-    ops: OpsStack, standin: BalenaStandin, balena_dir: Path, tmp_path: Path
+    shared_ops: OpsStack, standin: BalenaStandin, balena_dir: Path, tmp_path: Path
 ) -> None:
-    provisioned = _cli(_provision_args("pc-04", tmp_path / "bundle"), ops, balena_dir, standin)
+    provisioned = _cli(
+        _provision_args("pc-04", tmp_path / "bundle"), shared_ops, balena_dir, standin
+    )
     assert provisioned.exit_code == 0, provisioned.output
-    result = _cli(["verify", "pc-04", "--timeout", "1"], ops, balena_dir, standin)
+    result = _cli(["verify", "pc-04", "--timeout", "1"], shared_ops, balena_dir, standin)
     assert result.exit_code == 1, result.output
     assert "PASS registered, not revoked" in result.output
     assert "FAIL status online (MQTT, own credentials): never seen" in result.output
