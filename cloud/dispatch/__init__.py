@@ -1,0 +1,1 @@
+"""Dispatch out: incidents to department systems by signed webhook or e-mail (issue #9)."""
