@@ -12,6 +12,7 @@ import random
 import threading
 import time
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import paho.mqtt.client as mqtt
@@ -99,19 +100,29 @@ class MqttUplink:
 
     def emit(self, event: Event) -> None:
         """Store *event* durably (fsync'd); it is published as soon as the link allows."""
-        if event.device_id != self.device_id:
-            raise ValueError(f"device_id: event is for {event.device_id!r}, not {self.device_id!r}")
-        stored = self.outbox.put(
-            OutboxMessage(
-                kind=MessageKind.EVENT,
-                topic=self._event_topic,
-                payload=encode(event),
-                severity=event.severity,
-                message_id=event.id,
-            )
+        self.emit_many([event])
+
+    def emit_many(self, events: Sequence[Event]) -> None:
+        """Store *events* (e.g. one frame's) in one fsync'd commit."""
+        for event in events:
+            if event.device_id != self.device_id:
+                raise ValueError(
+                    f"device_id: event is for {event.device_id!r}, not {self.device_id!r}"
+                )
+        stored = self.outbox.put_many(
+            [
+                OutboxMessage(
+                    kind=MessageKind.EVENT,
+                    topic=self._event_topic,
+                    payload=encode(event),
+                    severity=event.severity,
+                    message_id=event.id,
+                )
+                for event in events
+            ]
         )
-        if not stored:
-            logger.warning("outbox full: event %s (%s) dropped", event.id, event.severity.value)
+        if stored < len(events):
+            logger.warning("outbox full: %d new event(s) dropped", len(events) - stored)
 
     def start(self) -> None:
         if self._thread is not None:

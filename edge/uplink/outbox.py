@@ -106,6 +106,10 @@ class Outbox:
 
     def put(self, message: OutboxMessage) -> bool:
         """Store *message* durably; False if the bounds made it the one to drop."""
+        return self.put_many([message]) == 1
+
+    def put_many(self, messages: Sequence[OutboxMessage]) -> int:
+        """Store *messages* in one fsync'd commit; how many of them the bounds kept."""
         now = self._clock()
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
@@ -113,29 +117,32 @@ class Outbox:
                 if now >= self._next_age_check:
                     self._expire(now)
                     self._next_age_check = now + _AGE_CHECK_EVERY_S
-                cur = self._db.execute(
-                    "INSERT INTO outbox (kind, priority, topic, payload, size, message_id, "
-                    "created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        message.kind.value,
-                        message.priority,
-                        message.topic,
-                        message.payload,
-                        len(message.payload),
-                        message.message_id,
-                        now,
-                    ),
-                )
-                seq = cur.lastrowid
-                self._rows += 1
-                self._bytes += len(message.payload)
+                seqs = [self._insert(message, now) for message in messages]
                 dropped = self._enforce_bounds()
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
                 self._reload_totals()
                 raise
-        return seq not in dropped
+        return sum(1 for seq in seqs if seq not in dropped)
+
+    def _insert(self, message: OutboxMessage, now: float) -> int | None:
+        cur = self._db.execute(
+            "INSERT INTO outbox (kind, priority, topic, payload, size, message_id, created_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                message.kind.value,
+                message.priority,
+                message.topic,
+                message.payload,
+                len(message.payload),
+                message.message_id,
+                now,
+            ),
+        )
+        self._rows += 1
+        self._bytes += len(message.payload)
+        return cur.lastrowid
 
     def peek(self, after_seq: int = 0, limit: int = 100) -> list[OutboxRow]:
         """Oldest messages with ``seq > after_seq``."""
@@ -171,6 +178,9 @@ class Outbox:
         if not seqs:
             return
         with self._lock:
+            # A delete lost in a power cut only means a re-send (a duplicate by id, which the
+            # cloud drops), so deletes skip the fsync that puts must have.
+            self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 self._delete_locked(seqs)
@@ -179,6 +189,8 @@ class Outbox:
                 self._db.execute("ROLLBACK")
                 self._reload_totals()
                 raise
+            finally:
+                self._db.execute("PRAGMA synchronous=FULL")
 
     def _delete_locked(self, seqs: Sequence[int]) -> int:
         removed = 0
