@@ -287,6 +287,12 @@ def test_failure_half_way_leaves_nothing_registered(
     assert _api_get(shared_ops, "/devices/pc-02").status_code == 404
     assert standin.state.devices == {}
     assert not (tmp_path / "bundle").exists()
+    # The API-side failures never reach balena's register; a balena device that was
+    # registered is deleted again.
+    tried = any(e == "POST /device/register" for e in standin.endpoints())
+    removed = any(e.startswith("DELETE /v7/device(") for e in standin.endpoints())
+    assert tried == (breakage in {"tag", "env", "register"})
+    assert removed == (breakage in {"tag", "env"})
 
 
 def test_viewer_key_is_refused_before_balena_is_touched(
