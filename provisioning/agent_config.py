@@ -101,6 +101,23 @@ def agent_settings(
     return data
 
 
+def validate_agent(settings: Mapping[str, Any]) -> None:
+    """Check the document against the agent's own ``EdgeSettings`` before anything is registered.
+
+    Raises ``InputError`` naming the field, so a bad template fails on the ladder, not on the pole.
+    """
+    from pydantic import ValidationError
+
+    from edge.settings import EdgeSettings
+
+    try:
+        EdgeSettings.model_validate(dict(settings))
+    except ValidationError as exc:
+        err = exc.errors(include_url=False)[0]
+        field = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        raise InputError(f"agent settings: {field}: {err['msg']}") from exc
+
+
 def to_env(settings: Mapping[str, Any], keys: tuple[str, ...]) -> dict[str, str]:
     """``CITYOPS_EDGE_*`` env vars for the top-level *keys* of *settings*.
 

@@ -13,15 +13,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pydantic import SecretStr
+
 from provisioning.agent_config import (
     BALENA_ENV_KEYS,
     DeviceType,
     agent_settings,
     default_cameras,
     to_env,
+    validate_agent,
 )
 from provisioning.api_client import OpsApiClient
-from provisioning.api_models import DeviceOut, DeviceUpsert
+from provisioning.api_models import DeviceOut, DeviceUpsert, MqttCredentials
 from provisioning.balena_fleet import BalenaDevice, BalenaFleet
 from provisioning.bundle import BundleContent, read_manifest, write_bundle
 from provisioning.errors import ProvisioningError
@@ -30,6 +33,11 @@ from shared.ids import new_id
 from shared.topics import validate_device_id
 
 logger = logging.getLogger(__name__)
+
+PLACEHOLDER_CREDENTIALS = MqttCredentials(
+    username="placeholder", password=SecretStr("placeholder"), host="127.0.0.1", port=1883
+)
+"""Lets the template be validated before the API issues the real credentials."""
 
 Step = Callable[[str], None]
 """Told the name of each step as it starts (the CLI shows it as progress)."""
@@ -112,6 +120,7 @@ def provision(
     request: ProvisionRequest, api: OpsApiClient, balena: BalenaFleet, step: Step
 ) -> ProvisionResult:
     device_id = choose_device_id(request)
+    validate_agent(_agent_for(request, device_id, PLACEHOLDER_CREDENTIALS))
     step(f"balena: checking {balena.api_endpoint} and fleet {request.fleet}")
     balena.check_reachable()
     balena.check_fleet(request.fleet)
@@ -136,15 +145,7 @@ def provision(
             undo.push(f"delete API registration {device_id}", lambda: api.delete_device(device_id))
         step("operations API: issuing MQTT credentials")
         credentials = api.create_credentials(device_id)
-        template = request.template
-        agent = agent_settings(
-            device_id=device_id,
-            lat=request.lat,
-            lon=request.lon,
-            credentials=credentials,
-            template=template,
-            cameras=default_cameras(request.device_type, request.camera_source),
-        )
+        agent = _agent_for(request, device_id, credentials)
 
         step(f"balena: registering the device in {request.fleet}")
         bdev = balena.ensure_device(request.fleet, upsert.balena_uuid, request.device_type)
@@ -202,6 +203,19 @@ def provision(
         files=files,
         env_names=sorted(env),
         tags=tags,
+    )
+
+
+def _agent_for(
+    request: ProvisionRequest, device_id: str, credentials: MqttCredentials
+) -> dict[str, Any]:
+    return agent_settings(
+        device_id=device_id,
+        lat=request.lat,
+        lon=request.lon,
+        credentials=credentials,
+        template=request.template,
+        cameras=default_cameras(request.device_type, request.camera_source),
     )
 
 

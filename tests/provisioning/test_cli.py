@@ -54,3 +54,43 @@ def test_fleet_list_without_token_is_a_clear_error(balena_dir: Path) -> None:
     )
     assert result.exit_code == 1
     assert "BALENA_API_KEY" in result.output
+
+
+def test_bad_template_is_refused_before_anything_is_registered(
+    standin: BalenaStandin, balena_dir: Path, tmp_path: Path
+) -> None:
+    template = tmp_path / "site.yaml"
+    template.write_text("cameras: [{id: cam0, source: '0'}]\ndetector: {threads: 0}\n")
+    result = CliRunner().invoke(
+        app,
+        [
+            "provision",
+            "device",
+            "--id",
+            "pc-05",
+            "--site",
+            "s",
+            "--lat",
+            "1",
+            "--lon",
+            "2",
+            "--type",
+            "raspberrypi5",
+            "--fleet",
+            FLEET,
+            "--out",
+            str(tmp_path / "bundle"),
+            "--template",
+            str(template),
+        ],
+        env={
+            "CITYOPS_API_URL": "http://127.0.0.1:9",
+            "CITYOPS_API_KEY": "unused",
+            "CITYOPS_BALENA_DATA_DIR": str(balena_dir),
+            "BALENA_API_KEY": standin.token,
+        },
+    )
+    assert result.exit_code == 1
+    assert "agent settings: detector.threads" in result.output
+    assert standin.state.calls == []
+    assert not (tmp_path / "bundle").exists()
