@@ -76,6 +76,19 @@ BalenaToken = Annotated[
 ]
 DEFAULT_API = "http://127.0.0.1:8000"
 DEFAULT_BALENA_DIR = Path.home() / ".balena"
+DEVICE_HELP = (
+    "Register a unit with the operations API and balena, and write its bundle.\n\n"
+    "Safe to run again: the same device is updated and its MQTT password rotated. "
+    "If a step fails, what this run created is removed again.\n\n"
+    "Example: cityops provision device --site praca-comercio --lat 38.7075 --lon -9.1365 "
+    "--type raspberrypi5 --fleet city/cameras --out ./bundle-pc01"
+)
+ZONES_HELP = (
+    "Draw the zones on the device's real frame (its snapshot, or --snapshot); "
+    "with --push, make them its config.\n\n"
+    "Example: cityops provision zones pc-01 --snapshot frame.jpg --zones zones.yaml "
+    "--preview check.png --push"
+)
 Fleet = Annotated[str, typer.Option("--fleet", help="balena fleet slug, e.g. city/cameras.")]
 
 
@@ -137,7 +150,7 @@ def _balena(data_dir: Path, token: str | None) -> "BalenaFleet":
     return BalenaFleet(data_dir, token)
 
 
-@app.command("device")
+@app.command("device", help=DEVICE_HELP)
 def device(
     *,
     site: Annotated[str, typer.Option(help="Site name, e.g. praca-comercio.")],
@@ -169,14 +182,7 @@ def device(
     balena_dir: BalenaDir = DEFAULT_BALENA_DIR,
     balena_token: BalenaToken = None,
 ) -> None:
-    """Register a unit with the operations API and balena, and write its bundle.
-
-    Safe to run again: the same device is updated (its MQTT password is rotated). If any
-    step fails, what this run created is removed again.
-
-    Example: cityops provision device --site praca-comercio --lat 38.7075 --lon -9.1365
-    --type raspberrypi5 --fleet city/cameras --out ./bundle-pc01
-    """
+    """Register a unit with the operations API and balena, and write its bundle."""
     from provisioning.agent_config import load_template
     from provisioning.service import ProvisionRequest, provision
 
@@ -246,7 +252,7 @@ def verify(
     out.print(f"[bold green]{device_id}: all checks passed[/]")
 
 
-@app.command("zones")
+@app.command("zones", help=ZONES_HELP)
 def zones(
     *,
     device_id: Annotated[str, typer.Argument(help="Device id.")],
@@ -261,11 +267,7 @@ def zones(
     api_url: ApiUrl = DEFAULT_API,
     api_key: ApiKey = "",
 ) -> None:
-    """Draw the zones on the device's real frame; with --push, make them its config.
-
-    Example: cityops provision zones pc-01 --snapshot frame.jpg --zones zones.yaml
-    --preview check.png --push
-    """
+    """Draw the zones on the device's real frame; with --push, make them its config."""
     from provisioning.api_models import CommandRequest
     from provisioning.zones import decode_jpeg, load_zones, read_frame, render_preview, write_png
 
