@@ -1,6 +1,7 @@
 """Run the demo end to end and return its summary."""
 
 import json
+import re
 import shutil
 import signal
 import time
@@ -188,20 +189,16 @@ def _watch(  # noqa: PLR0917 - one private call site
     return summary
 
 
+_RUN_ENDED = re.compile(r"pipeline run ended: (\d+) frames")
+
+
 def _frames(workdir: Path, agents: list[Agent]) -> dict[str, int | None]:
-    """Frames each agent processed, from the summary line ``edge run`` logs at exit."""
+    """Frames each agent processed, from the line ``cityops edge run`` logs when its run ends."""
     out: dict[str, int | None] = {}
     for agent in agents:
         log = workdir / "logs" / f"{agent.camera.device_id}.log"
-        frames = None
-        if log.exists():
-            for line in log.read_text(errors="replace").splitlines():
-                if '"frames"' in line and line.lstrip().startswith("{"):
-                    try:
-                        frames = int(json.loads(line)["frames"])
-                    except (ValueError, KeyError):
-                        continue
-        out[agent.camera.device_id] = frames
+        found = _RUN_ENDED.findall(log.read_text(errors="replace")) if log.exists() else []
+        out[agent.camera.device_id] = int(found[-1]) if found else None
     return out
 
 
