@@ -23,6 +23,7 @@ KIND_COLOURS: dict[ZoneKind, tuple[int, int, int]] = {
 LINE_COLOUR = (0, 230, 255)
 TEXT_COLOUR = (255, 255, 255)
 FILL_ALPHA = 0.28
+MIN_PREVIEW_WIDTH = 960
 
 
 class ZonesFile(BaseModel):
@@ -188,9 +189,19 @@ def _draw_line(image: np.ndarray[Any, np.dtype[np.uint8]], line: LineConfig, sca
 def render_preview(
     frame: np.ndarray[Any, np.dtype[np.uint8]], camera: CameraConfig, title: str
 ) -> np.ndarray[Any, np.dtype[np.uint8]]:
-    """A copy of *frame* with the camera's zones (translucent, outlined, named) and lines."""
+    """*frame* with the camera's zones (translucent, outlined, named) and lines drawn on it.
+
+    Frames narrower than ``MIN_PREVIEW_WIDTH`` are enlarged first.
+    """
     import cv2
 
+    if frame.shape[1] < MIN_PREVIEW_WIDTH:
+        # Device snapshots are small (480 px); a bigger preview keeps the labels readable.
+        factor = MIN_PREVIEW_WIDTH / frame.shape[1]
+        frame = np.asarray(
+            cv2.resize(frame, None, fx=factor, fy=factor, interpolation=cv2.INTER_CUBIC),
+            dtype=np.uint8,
+        )
     height, width = frame.shape[:2]
     scale = _Scale(width=width, height=height, unit=max(min(width, height) / 600.0, 0.75))
     image = frame.copy()

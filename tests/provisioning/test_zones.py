@@ -29,10 +29,13 @@ def test_preview_draws_zones_on_the_real_frame(parking_frame: Path, tmp_path: Pa
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     assert "2 zones, 1 lines" in result.output
-    frame = np.asarray(cv2.imread(str(parking_frame)), dtype=np.uint8)
+    original = np.asarray(cv2.imread(str(parking_frame)), dtype=np.uint8)
     drawn = np.asarray(cv2.imread(str(preview)), dtype=np.uint8)
-    assert drawn.shape == frame.shape == (480, 856, 3)
-    height, width = frame.shape[:2]
+    assert original.shape == (480, 856, 3)
+    # Enlarged to 960 px wide for readable labels; compare with the frame enlarged the same way.
+    assert drawn.shape == (538, 960, 3)
+    height, width = drawn.shape[:2]
+    frame = cv2.resize(original, (width, height), interpolation=cv2.INTER_CUBIC)
 
     def patch(image: np.ndarray[Any, Any], x: float, y: float) -> np.ndarray[Any, Any]:
         px, py = round(x * width), round(y * height)
