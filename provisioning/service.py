@@ -27,7 +27,7 @@ from provisioning.api_client import OpsApiClient
 from provisioning.api_models import DeviceOut, DeviceUpsert, MqttCredentials
 from provisioning.balena_fleet import BalenaDevice, BalenaFleet
 from provisioning.bundle import BundleContent, read_manifest, write_bundle
-from provisioning.errors import ProvisioningError
+from provisioning.errors import InputError, ProvisioningError
 from shared.clock import utcnow
 from shared.ids import new_id
 from shared.topics import validate_device_id
@@ -127,6 +127,11 @@ def provision(
 
     step(f"operations API: registering {device_id}")
     previous = api.find_device(device_id)
+    if previous is not None and previous.revoked:
+        raise InputError(
+            f"device {device_id} is revoked; its history is kept under that id",
+            hint="Provision the replacement unit with a new --id.",
+        )
     upsert = DeviceUpsert(
         site=request.site,
         lat=request.lat,

@@ -237,6 +237,14 @@ def test_provision_verify_zones_revoke(
     assert "cityops_revoked" in standin.tags_of(uuid)
     assert "CITYOPS_EDGE_UPLINK__PASSWORD" not in standin.env_of(uuid)
 
+    # A revoked id is not brought back by re-provisioning; balena is left alone.
+    calls = len(standin.state.calls)
+    reused = _cli(_provision_args("pc-01", bundle, template), ops, balena_dir, standin)
+    assert reused.exit_code == 1
+    assert "pc-01 is revoked" in reused.output
+    assert "new --id" in reused.output
+    assert not any(c.method != "GET" for c in standin.state.calls[calls:])
+
 
 @pytest.mark.parametrize(
     ("breakage", "message"),
