@@ -111,8 +111,8 @@ class Recorder:
             time.sleep(0.05)
 
     def close(self) -> None:
+        self.client.disconnect()  # first: it wakes the network loop, so loop_stop is quick
         self.client.loop_stop()
-        self.client.disconnect()
 
 
 @contextmanager

@@ -67,8 +67,8 @@ def publish_as_operator(broker: Broker, topic_name: str, payload: bytes, *, reta
     client.connect(broker.host, broker.port)
     client.loop_start()
     client.publish(topic_name, payload, qos=1, retain=retain).wait_for_publish(5)
-    client.loop_stop()
     client.disconnect()
+    client.loop_stop()
 
 
 def test_events_arrive_once_with_presence_online_then_offline(
