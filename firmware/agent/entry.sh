@@ -1,0 +1,43 @@
+#!/bin/sh
+# Entry point of the CityOps agent container on balena.
+# - settings: /data/agent.yaml if present, else environment only (CITYOPS_EDGE_* device variables);
+# - holds the balena update lock while the outbox drains (python -m firmware.update_lock);
+# - forwards SIGTERM so the agent drains its outbox and says "offline" before the update.
+set -eu
+
+RUN_DIR="${CITYOPS_RUN_DIR:-/run}"
+LOCK="${CITYOPS_UPDATE_LOCK:-/tmp/balena/updates.lock}"
+CONFIG="${CITYOPS_AGENT_CONFIG:-/data/agent.yaml}"
+if [ ! -f "$CONFIG" ]; then
+  CONFIG="$RUN_DIR/cityops-agent.yaml"
+  echo "{}" >"$CONFIG"  # every setting then comes from CITYOPS_EDGE_* variables
+fi
+OUTBOX="${CITYOPS_EDGE_UPLINK__OUTBOX__PATH:-/data/outbox.sqlite3}"
+mkdir -p "$(dirname "$OUTBOX")"
+
+# Jetson CSI cameras: nvarguscamerasrc talks to the Argus daemon, which must run in the container.
+if command -v nvargus-daemon >/dev/null 2>&1; then
+  nvargus-daemon &
+fi
+
+python -m firmware.update_lock --outbox "$OUTBOX" --lock "$LOCK" &
+LOCK_PID=$!
+
+# `cityops edge run` through the edge sub-app only: the full `cityops` CLI also imports the
+# cloud commands, whose dependencies are not in the edge image.
+python -c 'import sys; from edge.cli import app; sys.exit(app(prog_name="cityops edge"))' \
+  run --config "$CONFIG" &
+AGENT_PID=$!
+echo "$AGENT_PID" >"$RUN_DIR/cityops-agent.pid"
+
+trap 'kill -TERM "$AGENT_PID" 2>/dev/null || true' TERM INT
+status=0
+wait "$AGENT_PID" || status=$?
+# `wait` returns early when a trapped signal arrives: wait again for the agent's drain.
+if kill -0 "$AGENT_PID" 2>/dev/null; then
+  wait "$AGENT_PID" || status=$?
+fi
+kill -TERM "$LOCK_PID" 2>/dev/null || true
+wait "$LOCK_PID" || true
+rm -f "$RUN_DIR/cityops-agent.pid"
+exit "$status"
