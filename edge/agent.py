@@ -37,13 +37,27 @@ class AgentResult:
     acked: int
 
 
-def resolve_outbox(uplink: UplinkSettings, base_dir: Path | None) -> UplinkSettings:
-    """A relative outbox path is relative to the config file, not to the working directory."""
-    path = uplink.outbox.path
-    if path.is_absolute() or base_dir is None:
+def resolve_uplink_paths(uplink: UplinkSettings, base_dir: Path | None) -> UplinkSettings:
+    """Relative outbox and TLS paths are relative to the config file, not the working dir."""
+    if base_dir is None:
         return uplink
-    outbox = uplink.outbox.model_copy(update={"path": (base_dir / path).resolve()})
-    return uplink.model_copy(update={"outbox": outbox})
+
+    def fix(path: Path) -> Path:
+        return path if path.is_absolute() else (base_dir / path).resolve()
+
+    update: dict[str, object] = {
+        "outbox": uplink.outbox.model_copy(update={"path": fix(uplink.outbox.path)})
+    }
+    if uplink.tls is not None:
+        tls = uplink.tls
+        update["tls"] = tls.model_copy(
+            update={
+                "ca_file": fix(tls.ca_file),
+                "cert_file": None if tls.cert_file is None else fix(tls.cert_file),
+                "key_file": None if tls.key_file is None else fix(tls.key_file),
+            }
+        )
+    return uplink.model_copy(update=update)
 
 
 class Agent:
@@ -187,5 +201,5 @@ def build_agent(config_path: Path, *, software: str | None = None) -> Agent:
     if settings.uplink is None:
         raise ValueError(f"{config_path}: uplink: `edge run` needs an uplink section")
     handle = PipelineHandle(config_path, settings)
-    uplink = resolve_outbox(settings.uplink, settings.base_dir)
+    uplink = resolve_uplink_paths(settings.uplink, settings.base_dir)
     return Agent(settings.device_id, uplink, handle, handle.roles(), software=software)

@@ -86,7 +86,7 @@ def outbox(
 
     Example: cityops edge outbox --config /data/camera.yaml
     """
-    from edge.agent import resolve_outbox
+    from edge.agent import resolve_uplink_paths
     from edge.settings import EdgeSettings
     from edge.uplink.outbox import read_stats
 
@@ -102,7 +102,7 @@ def outbox(
         if settings.uplink is None:
             typer.echo(f"error: {config}: uplink: no uplink section, so no outbox", err=True)
             raise typer.Exit(EXIT_CONFIG)
-        path = resolve_outbox(settings.uplink, settings.base_dir).outbox.path
+        path = resolve_uplink_paths(settings.uplink, settings.base_dir).outbox.path
     assert path is not None  # noqa: S101 - narrowed by the check above
     try:
         stats = read_stats(path)
