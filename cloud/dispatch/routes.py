@@ -1,7 +1,7 @@
 """Dispatch status in the API: deliveries, dead letters, and retrying them."""
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query
@@ -15,12 +15,16 @@ DeliveryId = Annotated[str, Path(min_length=1, max_length=36, description="Deliv
 
 
 def build_dispatch_router(
-    dispatcher: Dispatcher,
+    dispatcher: Dispatcher | Callable[[], Dispatcher],
     *,
     read_dependencies: Sequence[Any] = (),
     write_dependencies: Sequence[Any] = (),
 ) -> APIRouter:
+    """Routes over *dispatcher* (or a function returning it, when it is made after the app)."""
     router = APIRouter(prefix="/api/v1/dispatch", tags=["dispatch"])
+
+    def current() -> Dispatcher:
+        return dispatcher if isinstance(dispatcher, Dispatcher) else dispatcher()
 
     @router.get(
         "/deliveries",
@@ -32,7 +36,7 @@ def build_dispatch_router(
         incident_id: Annotated[str | None, Query(max_length=36)] = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 100,
     ) -> list[DeliveryOut]:
-        return await asyncio.to_thread(dispatcher.list_deliveries, status, incident_id, limit)
+        return await asyncio.to_thread(current().list_deliveries, status, incident_id, limit)
 
     @router.get(
         "/deliveries/{delivery_id}",
@@ -42,7 +46,7 @@ def build_dispatch_router(
         dependencies=[Depends(d) for d in read_dependencies],
     )
     async def delivery(delivery_id: DeliveryId) -> DeliveryOut | JSONResponse:
-        found = await asyncio.to_thread(dispatcher.get, delivery_id)
+        found = await asyncio.to_thread(current().get, delivery_id)
         if found is None:
             return problem(404, "Not found", f"no delivery {delivery_id}", field="delivery_id")
         return found
@@ -55,7 +59,7 @@ def build_dispatch_router(
         dependencies=[Depends(d) for d in write_dependencies],
     )
     async def retry(delivery_id: DeliveryId) -> DeliveryOut | JSONResponse:
-        found = await asyncio.to_thread(dispatcher.retry, delivery_id)
+        found = await asyncio.to_thread(current().retry, delivery_id)
         if found is None:
             return problem(404, "Not found", f"no delivery {delivery_id}", field="delivery_id")
         return found

@@ -97,6 +97,12 @@ async def receive_notification(hub: ConnectorHub, source_id: str, request: Reque
 
 
 class _Sources:
+    """Alerts from the event store, Devices from the registry.
+
+    Either given, or read per request from ``app.state.store`` / ``app.state.sessions`` (what
+    ``cloud.api.app.create_app`` sets), so the router can be built before the app.
+    """
+
     def __init__(
         self,
         store: EventStore | None,
@@ -104,6 +110,13 @@ class _Sources:
     ) -> None:
         self.store = store
         self.sessions = sessions
+
+    def bound(self, request: Request) -> "_Sources":
+        state = request.app.state
+        return _Sources(
+            self.store if self.store is not None else getattr(state, "store", None),
+            self.sessions if self.sessions is not None else getattr(state, "sessions", None),
+        )
 
     async def alerts(self, limit: int, form: Form, *, context: bool) -> list[dict[str, Any]]:
         if self.store is None:
@@ -186,13 +199,14 @@ def build_ngsi_router(
     ) -> Response:
         form = _form(options)
         context = _wants_ld(request)
+        here = sources.bound(request)
         if type == "Alert":
             return _entities(
-                await sources.alerts(limit, form, context=context), request, ALERT_CONTEXT
+                await here.alerts(limit, form, context=context), request, ALERT_CONTEXT
             )
         if type == "Device":
             return _entities(
-                await sources.devices(limit, form, context=context), request, DEVICE_CONTEXT
+                await here.devices(limit, form, context=context), request, DEVICE_CONTEXT
             )
         return _bad(f"entity type {type!r} is not served here: use Alert or Device", "type")
 
@@ -207,7 +221,7 @@ def build_ngsi_router(
         entity_id: Annotated[str, Path(max_length=256)],
         options: Annotated[str | None, Query()] = None,
     ) -> Response:
-        return await sources.by_urn(entity_id, request, _form(options))
+        return await sources.bound(request).by_urn(entity_id, request, _form(options))
 
     @router.post(
         "/notify/{source_id}",

@@ -1,0 +1,168 @@
+"""Wiring of the integration hub into the operations API (``cityops cloud serve``).
+
+    integrations = Integrations.from_files(sources_path, dispatch_path)
+    app = create_app(settings, extra_routers=build_integration_routers(integrations))
+    integrations.attach(app)
+
+``attach`` takes ``app.state.store``, ``ops``, ``live``, ``engine`` and ``sessions`` (set by
+``cloud.api.app.create_app``), makes connector records flow like MQTT events (store → incidents
+→ live stream), registers the dispatcher as an incident listener and runs the pollers, bridges,
+file watchers and the dispatch loop inside the app's lifespan.
+"""
+
+import contextlib
+import logging
+import os
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, FastAPI
+
+from cloud.connectors.config import SourcesConfig, load_sources
+from cloud.connectors.hub import ConnectorHub
+from cloud.connectors.routes import build_connector_router
+from cloud.connectors.writer import EventWriter, StoreEventWriter
+from cloud.dispatch.config import DispatchConfig, load_dispatch
+from cloud.dispatch.dispatcher import Dispatcher
+from cloud.dispatch.routes import build_dispatch_router
+from cloud.ingest.hooks import EventHook
+from cloud.ngsi.routes import build_ngsi_router
+from cloud.store.base import StoreUnavailableError
+from shared.events import Event
+from shared.telemetry import Telemetry
+
+logger = logging.getLogger(__name__)
+
+SOURCES_ENV = "CITYOPS_INTEGRATIONS_SOURCES"
+DISPATCH_ENV = "CITYOPS_INTEGRATIONS_DISPATCH"
+
+
+class DeferredWriter:
+    """The writer of connectors built before the app: bound to the store by ``attach``."""
+
+    def __init__(self) -> None:
+        self.target: EventWriter | None = None
+
+    def _bound(self) -> EventWriter:
+        if self.target is None:
+            raise StoreUnavailableError("integrations are not attached to the app yet")
+        return self.target
+
+    async def write_events(self, events: Sequence[Event]) -> None:
+        await self._bound().write_events(events)
+
+    async def write_telemetry(self, items: Sequence[Telemetry]) -> None:
+        await self._bound().write_telemetry(items)
+
+
+class Integrations:
+    def __init__(
+        self,
+        sources: SourcesConfig | None = None,
+        dispatch: DispatchConfig | None = None,
+    ) -> None:
+        self.sources = sources or SourcesConfig()
+        self.dispatch = dispatch or DispatchConfig()
+        self.writer = DeferredWriter()
+        self.hub = ConnectorHub(self.sources, self.writer)
+        self.dispatcher: Dispatcher | None = None
+
+    @classmethod
+    def from_files(
+        cls, sources_path: Path | None = None, dispatch_path: Path | None = None
+    ) -> "Integrations":
+        """Load ``sources.yaml`` and ``dispatch.yaml`` (either may be absent)."""
+        return cls(
+            load_sources(sources_path) if sources_path else None,
+            load_dispatch(dispatch_path) if dispatch_path else None,
+        )
+
+    @classmethod
+    def from_env(cls) -> "Integrations":
+        """Paths from ``CITYOPS_INTEGRATIONS_SOURCES`` / ``CITYOPS_INTEGRATIONS_DISPATCH``."""
+        sources = os.environ.get(SOURCES_ENV)
+        dispatch = os.environ.get(DISPATCH_ENV)
+        return cls.from_files(
+            Path(sources) if sources else None, Path(dispatch) if dispatch else None
+        )
+
+    def current_dispatcher(self) -> Dispatcher:
+        if self.dispatcher is None:
+            raise StoreUnavailableError("integrations are not attached to the app yet")
+        return self.dispatcher
+
+    def attach(self, app: FastAPI, *, extra_hooks: Sequence[EventHook] = ()) -> None:
+        """Bind to the app's store, incident service and database; run with its lifespan."""
+        state = app.state
+        hooks: list[EventHook] = [state.ops.on_events]
+        live = getattr(state, "live", None)
+        if live is not None:
+            hooks.append(live.publish_events)
+        hooks.extend(extra_hooks)
+        self.writer.target = StoreEventWriter(state.store, hooks)
+        self.dispatcher = Dispatcher.setup(state.engine, self.dispatch)
+        state.ops.add_listener(self.dispatcher.on_change)
+        state.integrations = self
+        inner: Callable[[Any], Any] = app.router.lifespan_context
+
+        @asynccontextmanager
+        async def lifespan(running: FastAPI) -> AsyncIterator[Any]:
+            async with inner(running) as value:
+                await self.start()
+                try:
+                    yield value
+                finally:
+                    await self.stop()
+
+        app.router.lifespan_context = lifespan
+
+    async def start(self) -> None:
+        await self.hub.start()
+        if self.dispatcher is not None:
+            self.dispatcher.start()
+        logger.info(
+            "integrations: %d sources, %d dispatch routes",
+            len(self.hub.intakes),
+            len(self.dispatch.routes),
+        )
+
+    async def stop(self) -> None:
+        await self.hub.stop()
+        if self.dispatcher is not None:
+            with contextlib.suppress(Exception):
+                await self.dispatcher.stop()
+
+
+def build_integration_routers(
+    integrations: Integrations, *, protect: bool = True
+) -> list[APIRouter]:
+    """The routers of issue #9, for ``create_app(settings, extra_routers=...)``.
+
+    - ``POST /api/v1/connectors/{id}/webhook``: signed by the source's own secret, no API key;
+    - ``GET /api/v1/connectors/sources``: source health (API key with ``integration`` permission);
+    - ``GET /api/v1/dispatch/deliveries[/{id}]``, ``POST .../{id}/retry``: dispatch status and
+      dead letters (``integration`` permission);
+    - ``GET /ngsi-ld/v1/entities[/{id}]``: Alert and Device (``events:read`` + ``devices:read``);
+    - ``POST /ngsi-ld/v1/notify/{id}``: context-broker notifications (the source's token).
+
+    ``protect=False`` leaves out the API-key checks (tests of these routers on their own).
+    """
+    integration: list[Any] = []
+    readers: list[Any] = []
+    if protect:
+        from cloud.api.deps import Require
+        from cloud.ops.roles import Permission
+
+        integration = [Require(Permission.INTEGRATION)]
+        readers = [Require(Permission.EVENTS_READ), Require(Permission.DEVICES_READ)]
+    return [
+        build_connector_router(integrations.hub, read_dependencies=integration),
+        build_dispatch_router(
+            integrations.current_dispatcher,
+            read_dependencies=integration,
+            write_dependencies=integration,
+        ),
+        build_ngsi_router(hub=integrations.hub, read_dependencies=readers),
+    ]
