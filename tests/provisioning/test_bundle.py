@@ -15,6 +15,7 @@ from provisioning.agent_config import (
     default_cameras,
     load_template,
     to_env,
+    validate_agent,
 )
 from provisioning.api_models import MqttCredentials
 from provisioning.bundle import AGENT_FILE, BundleContent, read_manifest, write_bundle
@@ -123,3 +124,18 @@ def test_credentials_file_is_json(tmp_path: Path) -> None:
         BundleContent(agent=_agent(), credentials={"password": "x"}, manifest={}),
     )
     assert json.loads((tmp_path / "b" / "credentials.json").read_text()) == {"password": "x"}
+
+
+@pytest.mark.parametrize(
+    "example",
+    sorted((Path(__file__).parents[2] / "edge" / "examples").glob("*.yaml")),
+    ids=lambda p: p.name,
+)
+def test_edge_examples_work_as_templates(example: Path) -> None:
+    """Every shipped agent example can be the --template of a provisioning run."""
+    agent = _agent(load_template(example))
+    validate_agent(agent)
+    settings = EdgeSettings.model_validate(agent)
+    assert settings.device_id == "pc-01"
+    if settings.device_config is not None:
+        assert settings.device_config.device_id == "pc-01"
