@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from edge.settings import EdgeSettings
 from edge.sink import EventSink
-from edge.uplink.mqtt import MqttUplink
+from edge.uplink.mqtt import MqttUplink, check_tls_files
 from edge.uplink.outbox import Outbox
 from edge.uplink.roles import DeviceRoles, PipelineHealth
 from edge.uplink.settings import UplinkSettings
@@ -200,6 +200,7 @@ def build_agent(config_path: Path, *, software: str | None = None) -> Agent:
     settings = EdgeSettings.from_yaml(config_path)
     if settings.uplink is None:
         raise ValueError(f"{config_path}: uplink: `edge run` needs an uplink section")
-    handle = PipelineHandle(config_path, settings)
     uplink = resolve_uplink_paths(settings.uplink, settings.base_dir)
+    check_tls_files(uplink)
+    handle = PipelineHandle(config_path, settings)
     return Agent(settings.device_id, uplink, handle, handle.roles(), software=software)

@@ -63,6 +63,16 @@ class UplinkCounters:
     rejected: int
 
 
+def check_tls_files(settings: UplinkSettings) -> None:
+    """Fail at start, naming the field, rather than at every reconnect."""
+    if settings.tls is None:
+        return
+    for name in ("ca_file", "cert_file", "key_file"):
+        path = getattr(settings.tls, name)
+        if path is not None and not path.is_file():
+            raise ValueError(f"uplink.tls.{name}: {path} is not a readable file")
+
+
 class MqttUplink:
     """An ``EventSink`` that never loses an event: ``emit`` returns once it is on disk."""
 
@@ -85,6 +95,7 @@ class MqttUplink:
         self._telemetry = TelemetryBuilder(device_id, firmware=software)
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
         self._client_id = settings.client_id or device_id
+        check_tls_files(settings)
         self._event_topic = topic(device_id, Channel.EVENT)
         self._stop = threading.Event()
         self._connected = threading.Event()
@@ -174,10 +185,13 @@ class MqttUplink:
                     self._idle(delay)
                     continue
                 attempt = 0
-                self._serve(client)
-        except Exception:
-            logger.exception("uplink thread failed")
-            raise
+                try:
+                    self._serve(client)
+                except Exception:
+                    # E.g. a full disk under the outbox: log it, drop the link, try again later.
+                    logger.exception("uplink failed; reconnecting")
+                    client.disconnect()
+                    self._idle(self.settings.backoff_max_s)
         finally:
             self._connected.clear()
 

@@ -121,8 +121,18 @@ def test_config_update_changes_the_running_pipelines_zones(
             assert snap.snapshot.data.startswith(b"\xff\xd8")
             assert max(snap.snapshot.width, snap.snapshot.height) <= 480
 
+            before_reload = handle.pipeline
+            cmd = cmd.model_copy(update={"id": "reload-1", "name": CommandName.RELOAD})
+            publish_as_operator(mosquitto, topic(device, Channel.CMD), encode(cmd), retain=False)
+            rec.wait_for(lambda: len(acks(rec, device)) >= 4, 20, "reload ack")
+            reloaded = acks(rec, device)[3]
+            assert (reloaded.command_id, reloaded.ok) == ("reload-1", True), reloaded.message
+            assert handle.pipeline is not before_reload  # stages rebuilt from the file
+            assert handle.pipeline.config_version == 3  # the cloud's newer zones stay
+
             tel_topic = topic(device, Channel.TELEMETRY)
-            rec.wait_for(lambda: len(rec.payloads(tel_topic)) >= 2, 10, "telemetry")
+            seen = len(rec.payloads(tel_topic))
+            rec.wait_for(lambda: len(rec.payloads(tel_topic)) >= seen + 2, 10, "telemetry")
             tel = decode(Telemetry, rec.payloads(tel_topic)[-1])
             assert [c.camera_id for c in tel.cameras] == ["lot"]
             assert tel.cameras[0].state is CameraState.OK

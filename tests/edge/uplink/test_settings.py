@@ -57,3 +57,23 @@ def test_password_comes_from_the_environment_and_is_never_printed(
     assert resolved.outbox.path == tmp_path / "state" / "outbox.db"
     assert resolved.tls is not None
     assert resolved.tls.ca_file == tmp_path / "certs" / "ca.crt"
+
+
+def test_missing_tls_file_is_a_config_error_naming_the_field(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from cityops.cli import app
+
+    config = tmp_path / "cam.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "device_id": "cam-1",
+                "cameras": [{"id": "c", "source": "0"}],
+                "uplink": {"port": 8883, "tls": {"ca_file": "missing-ca.crt"}},
+            }
+        )
+    )
+    result = CliRunner().invoke(app, ["edge", "run", "--config", str(config)])
+    assert result.exit_code == 2
+    assert "uplink.tls.ca_file" in result.output
