@@ -20,6 +20,10 @@ if command -v nvargus-daemon >/dev/null 2>&1; then
   nvargus-daemon &
 fi
 
+AGENT_PID=""
+TERMINATED=0
+trap 'TERMINATED=1; [ -z "$AGENT_PID" ] || kill -TERM "$AGENT_PID" 2>/dev/null || true' TERM INT
+
 python -m firmware.update_lock --outbox "$OUTBOX" --lock "$LOCK" &
 LOCK_PID=$!
 
@@ -29,13 +33,15 @@ python -c 'import sys; from edge.cli import app; sys.exit(app(prog_name="cityops
   run --config "$CONFIG" &
 AGENT_PID=$!
 echo "$AGENT_PID" >"$RUN_DIR/cityops-agent.pid"
+[ "$TERMINATED" = 0 ] || kill -TERM "$AGENT_PID"  # stopped while starting up
 
-trap 'kill -TERM "$AGENT_PID" 2>/dev/null || true' TERM INT
 status=0
 wait "$AGENT_PID" || status=$?
-# `wait` returns early when a trapped signal arrives: wait again for the agent's drain.
-if kill -0 "$AGENT_PID" 2>/dev/null; then
-  wait "$AGENT_PID" || status=$?
+if [ "$TERMINATED" = 1 ]; then
+  # The trapped signal cut `wait` short (status 128+15): wait for the agent's own exit.
+  again=0
+  wait "$AGENT_PID" || again=$?
+  [ "$again" = 127 ] || status=$again  # 127: it had already been collected above
 fi
 kill -TERM "$LOCK_PID" 2>/dev/null || true
 wait "$LOCK_PID" || true
