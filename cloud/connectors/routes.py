@@ -34,6 +34,12 @@ def records_of(body: Any, records_path: str | None) -> list[Any]:
     raise ValueError(f"no record list at {records_path or 'the body'}")
 
 
+def too_large(request: Request) -> bool:
+    """Refuse by the announced length before reading a body that is too big."""
+    length = request.headers.get("content-length", "")
+    return length.isdigit() and int(length) > MAX_BODY_BYTES
+
+
 def rate_limited(guard: InboundGuard, source_id: str) -> Response | None:
     wait = guard.bucket.take()
     if wait <= 0:
@@ -119,6 +125,8 @@ def build_connector_router(
         limited = rate_limited(guard, source_id)
         if limited is not None:
             return limited
+        if too_large(request):
+            return problem(413, "Too large", f"body over {MAX_BODY_BYTES} bytes", field="body")
         body = await request.body()
         if len(body) > MAX_BODY_BYTES:
             return problem(413, "Too large", f"body over {MAX_BODY_BYTES} bytes", field="body")

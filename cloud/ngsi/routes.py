@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from cloud.connectors.config import SOURCE_ID_PATTERN, NgsiLdSource
 from cloud.connectors.hub import ConnectorHub
 from cloud.connectors.problems import problem
-from cloud.connectors.routes import MAX_BODY_BYTES, rate_limited
+from cloud.connectors.routes import MAX_BODY_BYTES, rate_limited, too_large
 from cloud.db.devices import Device
 from cloud.ngsi.alert import Form, event_to_alert
 from cloud.ngsi.context import ALERT_CONTEXT, DEVICE_CONTEXT, LD_JSON, local_id
@@ -80,8 +80,8 @@ async def receive_notification(hub: ConnectorHub, source_id: str, request: Reque
     if refused is not None:
         return refused
     intake = hub.intakes[source_id]
-    body = await request.body()
-    if len(body) > MAX_BODY_BYTES:
+    body = b"" if too_large(request) else await request.body()
+    if too_large(request) or len(body) > MAX_BODY_BYTES:
         return problem(413, "Too large", f"body over {MAX_BODY_BYTES} bytes", field="body")
     try:
         data = _notification_data(body)

@@ -14,7 +14,11 @@ from cloud.connectors.config import SourcesConfig
 from cloud.connectors.hub import ConnectorHub
 from cloud.connectors.routes import build_connector_router
 from cloud.connectors.signing import signature_headers
+from cloud.connectors.writer import StoreEventWriter
 from cloud.ops.models import ChangeType
+from cloud.services.influxd import Influxd
+from cloud.settings import InfluxSettings
+from cloud.store.influx import InfluxEventStore
 from shared.events import EventKind
 from tests.cloud.integrations.conftest import Pipeline
 
@@ -216,3 +220,75 @@ async def test_token_webhook_and_source_health(
     assert waste["state"] == "failing"
     assert 170 <= waste["lag_s"] <= 400
     assert health["citizen-app"]["state"] == "idle"
+
+
+async def test_webhook_into_influxdb_store_opens_incident(
+    influxd: Influxd, influx_db: str, pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same intake on the real InfluxDB store (the ops service as in the other tests)."""
+    monkeypatch.setenv("TEST_CITIZEN_SECRET", SECRET)
+    monkeypatch.setenv("TEST_WASTE_TOKEN", TOKEN)
+    store = InfluxEventStore(InfluxSettings(url=influxd.url, database=influx_db))
+    await store.setup()
+    try:
+        hub = ConnectorHub(sources(), StoreEventWriter(store, [pipeline.ops.on_events]))
+        result = await hub.intakes["citizen-app"].ingest([ticket(11), ticket(11)])
+        assert (result.accepted, result.duplicates) == (1, 1)
+        stored = await store.get_event(result.event_ids[0])
+        assert stored is not None
+        assert stored.summary == "pothole: deep hole on the cycle lane"
+        [created] = [c for c in pipeline.changes if c.type is ChangeType.CREATED]
+        assert created.incident.first_event_id == stored.id
+    finally:
+        await store.close()
+
+
+async def test_telemetry_source_writes_readings(
+    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TEST_NOISE_TOKEN", TOKEN)
+    config = SourcesConfig.model_validate(
+        {
+            "sources": [
+                {
+                    "id": "noise-net",
+                    "type": "webhook",
+                    "auth": "token",
+                    "secret_env": "TEST_NOISE_TOKEN",
+                    "mapping": {
+                        "output": "telemetry",
+                        "time": {"path": "t", "format": "epoch_s"},
+                        "device": "sensor",
+                        "readings": {"noise_dba": "laeq"},
+                    },
+                }
+            ]
+        }
+    )
+    hub = ConnectorHub(config, pipeline.writer)
+    app = FastAPI()
+    app.include_router(build_connector_router(hub))
+    now = time.time()
+    body = [{"t": now - 60, "sensor": "N1", "laeq": 61.5}, {"t": now, "sensor": "N1", "laeq": 64}]
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://test"
+    ) as http:
+        response = await http.post(
+            "/api/v1/connectors/noise-net/webhook",
+            json=body,
+            headers={"Authorization": f"Bearer {TOKEN}"},
+        )
+    assert response.status_code == 202, response.text
+    assert response.json()["accepted"] == 2
+    readings = await pipeline.store.recent_telemetry("ext-noise-net-n1")
+    assert sorted(t.readings["noise_dba"] for t in readings) == [61.5, 64.0]
+    assert pipeline.changes == []
+
+
+async def test_oversized_body_is_refused(client: tuple[httpx.AsyncClient, ConnectorHub]) -> None:
+    http, _hub = client
+    body = b"[" + b'{"a": 1},' * 120_000 + b"{}]"
+    response = await http.post(
+        "/api/v1/connectors/citizen-app/webhook", content=body, headers=signed(body)
+    )
+    assert response.status_code == 413
