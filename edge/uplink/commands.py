@@ -72,6 +72,11 @@ class CommandDispatcher:
         self._applied: DeviceConfig | None = None
 
     @property
+    def applied(self) -> DeviceConfig | None:
+        """The last config this dispatcher applied."""
+        return self._applied
+
+    @property
     def config_version(self) -> int | None:
         target = self.roles.config
         return None if target is None else target.config_version

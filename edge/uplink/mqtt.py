@@ -104,7 +104,8 @@ class MqttUplink:
         self._inbox: deque[Inbound] = deque()
         self._connack: ReasonCode | None = None
         self._link_up = False
-        self._next_telemetry = time.monotonic() + settings.telemetry_interval_s
+        self._telemetry_interval = settings.telemetry_interval_s
+        self._next_telemetry = time.monotonic() + self._telemetry_interval
         self._connects = self._published = self._acked = self._rejected = 0
 
     # ------------------------------------------------------------------------- public API
@@ -361,6 +362,7 @@ class MqttUplink:
                 continue
             client.publish(topic(self.device_id, Channel.CMD_ACK), encode(ack), qos=1)
             if channel is Channel.CONFIG and ack.ok:
+                self._follow_config()
                 client.publish(
                     topic(self.device_id, Channel.STATUS),
                     self._status(DeviceState.ONLINE),
@@ -368,11 +370,21 @@ class MqttUplink:
                     retain=True,
                 )
 
+    def _follow_config(self) -> None:
+        """The cloud's ``DeviceConfig`` sets the telemetry interval."""
+        applied = self.dispatcher.applied
+        if applied is not None and applied.telemetry_interval_s != self._telemetry_interval:
+            self._telemetry_interval = applied.telemetry_interval_s
+            self._next_telemetry = min(
+                self._next_telemetry, time.monotonic() + self._telemetry_interval
+            )
+            logger.info("telemetry every %.0f s (from config)", self._telemetry_interval)
+
     def _maybe_telemetry(self) -> None:
         now = time.monotonic()
         if now < self._next_telemetry:
             return
-        self._next_telemetry = now + self.settings.telemetry_interval_s
+        self._next_telemetry = now + self._telemetry_interval
         health = None
         if self.roles.health is not None:
             try:

@@ -90,7 +90,10 @@ def test_config_update_changes_the_running_pipelines_zones(
                 dwell_limit_s=5,
             )
             cfg = DeviceConfig(
-                device_id=device, version=3, cameras=[CameraConfig(id="lot", zones=[zone])]
+                device_id=device,
+                version=3,
+                cameras=[CameraConfig(id="lot", zones=[zone])],
+                telemetry_interval_s=1.0,
             )
             publish_as_operator(mosquitto, topic(device, Channel.CONFIG), encode(cfg), retain=True)
             rec.wait_for(lambda: bool(acks(rec, device)), 10, "config ack")
