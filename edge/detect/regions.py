@@ -4,6 +4,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 MIN_SIDE = 0.02
+MAX_CROP_AREA = 0.5
+SAME_CROP_IOU = 0.8
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,10 +122,16 @@ def zone_regions(
     margin: float,
     aspect: float,
 ) -> list[Region]:
-    """One crop per zone polygon: its bounding box plus margin, squared up for the model."""
+    """One crop per zone polygon: its bounding box plus margin, squared up for the model.
+
+    Zones whose crop covers most of the frame get none (the full frame already sees them at
+    nearly the same scale), and zones with the same crop share one.
+    """
     out: list[Region] = []
     for zone_id, polygon in polygons:
         rect = square_up(bounding_rect(polygon).expanded(margin), aspect)
-        if rect.width >= MIN_SIDE and rect.height >= MIN_SIDE:
+        if rect.width < MIN_SIDE or rect.height < MIN_SIDE or rect.area > MAX_CROP_AREA:
+            continue
+        if all(r.rect.iou(rect) < SAME_CROP_IOU for r in out):
             out.append(Region(rect, f"zone:{zone_id}"))
     return out

@@ -3,7 +3,9 @@
 A pixel that differs from the long-term background but already belongs to the short-term one
 is part of something that arrived and stopped: a left bag, a parked car, a standing person.
 Each pixel keeps how long it has been static; connected static areas become ``StaticBlob``s,
-matched frame to frame so a blob keeps its id while its outline wobbles.
+matched frame to frame so a blob keeps its id while its outline wobbles. The long-term model
+starts from the first frame, which may hold objects that later leave; a blob over background
+never confirmed by the scene (``confirm_s``) is such a ghost and is learned away.
 """
 
 from dataclasses import dataclass
@@ -16,6 +18,7 @@ from edge.camera.frame import Image
 from edge.detect.regions import Rect
 
 F32 = npt.NDArray[np.float32]
+WARMUP_SAMPLES = 9
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +40,8 @@ class StaticParams:
     min_area: float = 0.0008
     max_area: float = 0.03
     settle_s: float = 2.0
+    confirm_s: float = 1.0
+    warmup_s: float = 4.0
 
 
 class StaticForeground:
@@ -45,7 +50,12 @@ class StaticForeground:
         self._long: F32 | None = None
         self._short: F32 | None = None
         self._age: F32 | None = None
+        self._seen: F32 | None = None
+        """Seconds each long-term background pixel has been seen to match the frame."""
         self._last_ts: float | None = None
+        self._start: float | None = None
+        self._samples: list[F32] = []
+        self._sample_ts = 0.0
         self._blobs: list[StaticBlob] = []
         self._next_id = 1
 
@@ -59,9 +69,13 @@ class StaticForeground:
     def update(self, image: Image, ts: float) -> list[StaticBlob]:
         p = self.params
         grey = self._grey(image)
-        if self._long is None or self._short is None or self._age is None:
-            self._long, self._short = grey.copy(), grey.copy()
+        if self._long is None or self._short is None or self._age is None or self._seen is None:
+            if self._warmup(grey, ts):
+                return []
+            assert self._long is not None  # noqa: S101 - set by _warmup
+            self._short = grey.copy()
             self._age = np.zeros_like(grey)
+            self._seen = np.zeros_like(grey)
             self._last_ts = ts
             return []
         dt = max(1e-3, ts - (self._last_ts if self._last_ts is not None else ts))
@@ -69,6 +83,7 @@ class StaticForeground:
         fg_long = np.abs(grey - self._long) > p.threshold
         fg_short = np.abs(grey - self._short) > p.threshold
         static = fg_long & ~fg_short
+        self._seen = np.where(fg_long, self._seen, np.minimum(self._seen + dt, 3600.0))
         self._age = np.where(static, self._age + dt, np.maximum(self._age - 2.0 * dt, 0.0))
         # The short-term model follows quickly; the long-term one learns only where nothing
         # is in front of it, plus a very slow global drift for light changes.
@@ -77,10 +92,37 @@ class StaticForeground:
         learn = (~fg_long).astype(np.uint8)
         cv2.accumulateWeighted(grey, self._long, min(1.0, a_long * 20.0), mask=learn)
         cv2.accumulateWeighted(grey, self._long, a_long)
-        self._blobs = self._match(self._find(ts), ts)
+        self._blobs = self._match(self._find(ts, grey), ts)
         return self._blobs
 
-    def _find(self, ts: float) -> list[tuple[Rect, float, float]]:
+    def _warmup(self, grey: F32, ts: float) -> bool:
+        """Collect frames for ``warmup_s``; their median becomes the long-term background.
+
+        A median over seconds removes what was only passing through the first frame (cars on
+        a road), which would otherwise stay in the background and leave ghosts behind.
+        """
+        p = self.params
+        if self._start is None:
+            self._start = ts
+        if not self._samples or ts - self._sample_ts >= p.warmup_s / WARMUP_SAMPLES:
+            self._samples.append(grey)
+            self._sample_ts = ts
+        if ts - self._start < p.warmup_s:
+            return True
+        self._long = np.median(np.stack(self._samples), axis=0).astype(np.float32)
+        self._samples.clear()
+        return False
+
+    def _is_ghost(self, blob: npt.NDArray[np.bool_]) -> bool:
+        """Is the long-term background under *blob* unconfirmed by the scene? Then it is a ghost.
+
+        That happens when the background was learned with something in front (a car that has
+        since left).
+        """
+        assert self._seen is not None  # noqa: S101
+        return bool(np.median(self._seen[blob]) < self.params.confirm_s)
+
+    def _find(self, ts: float, grey: F32) -> list[tuple[Rect, float, float]]:
         p = self.params
         assert self._age is not None  # noqa: S101 - set by update before this is called
         raw = (self._age >= p.settle_s).astype(np.uint8)
@@ -93,7 +135,16 @@ class StaticForeground:
             frac = area / (w * h)
             if not p.min_area <= frac <= p.max_area:
                 continue
-            ages = self._age[labels == i]
+            blob = labels == i
+            if self._is_ghost(blob):
+                # Something that was in the first frames has left: learn the empty scene.
+                assert self._long is not None  # noqa: S101
+                self._long[blob] = grey[blob]
+                self._age[blob] = 0.0
+                assert self._seen is not None  # noqa: S101
+                self._seen[blob] = 0.0
+                continue
+            ages = self._age[blob]
             since = ts - float(np.median(ages)) if ages.size else ts
             found.append((Rect(x / w, y / h, (x + bw) / w, (y + bh) / h), frac, since))
         return found

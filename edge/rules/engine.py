@@ -17,8 +17,8 @@ from edge.rules.zones import (
     coverage,
     distance_to_rect,
     dwell_limit,
+    line_side,
     point_in_polygon,
-    segments_cross,
 )
 from edge.track.tracker import Track
 from shared.config import CameraConfig, LineConfig, RuleParams, Zone, ZoneKind
@@ -29,7 +29,8 @@ ZONE_COVER = 0.5
 """A vehicle is in a no-parking zone when its centre is and half its box is."""
 PERSON_OVERLAP = 0.3
 VEHICLE_COVER = 0.5
-LINE_DEBOUNCE_S = 1.0
+LINE_MARGIN = 0.01
+"""A track changes side of a counting line only once it is this far past it (hysteresis)."""
 
 DEFAULT_SEVERITY = {
     EventKind.ILLEGAL_PARKING: Severity.MEDIUM,
@@ -97,7 +98,7 @@ class RuleEngine:
         self.camera = camera
         self.timezone = timezone
         self._episodes: dict[str, _Episode] = {}
-        self._line_last: dict[tuple[str, int], float] = {}
+        self._line_side: dict[tuple[str, int], int] = {}
         self.line_counts: dict[str, dict[str, int]] = {}
         self._seq = 0
 
@@ -301,22 +302,25 @@ class RuleEngine:
 
     def _lines(self, live: Sequence[Track], ts: float) -> list[RuleEvent]:
         out: list[RuleEvent] = []
+        ids = {t.id for t in live}
+        self._line_side = {k: v for k, v in self._line_side.items() if k[1] in ids}
         for line in self.camera.lines:
             labels = set(line.labels)
             for t in live:
-                if t.prev_center is None or t.label not in labels:
+                if t.label not in labels:
                     continue
-                side = segments_cross(t.prev_center, t.center, line.a, line.b)
-                if side == 0:
+                dist, along = line_side(t.center, line.a, line.b)
+                if abs(dist) < LINE_MARGIN or not 0.0 <= along <= 1.0:
                     continue
+                side = -1 if dist < 0 else 1
                 key = (line.id, t.id)
-                if ts - self._line_last.get(key, -1e9) < LINE_DEBOUNCE_S:
+                before = self._line_side.get(key)
+                self._line_side[key] = side
+                if before is None or before == side:
                     continue
-                self._line_last[key] = ts
-                direction = "a_to_b" if side > 0 else "b_to_a"
-                if line.direction not in ("any", direction):
-                    continue
-                out.extend(self._crossing(line, t, direction, ts))
+                direction = "a_to_b" if side < 0 else "b_to_a"
+                if line.direction in ("any", direction):
+                    out.extend(self._crossing(line, t, direction, ts))
         return out
 
     def _crossing(self, line: LineConfig, t: Track, direction: str, ts: float) -> list[RuleEvent]:

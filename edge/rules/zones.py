@@ -68,22 +68,13 @@ def dwell_limit(zone: Zone, at: datetime, tz: str) -> float | None:
     return zone.dwell_limit_s
 
 
-def segments_cross(p1: Point, p2: Point, a: Point, b: Point) -> int:
-    """+1 if the move p1→p2 crosses segment a→b to its left, -1 to its right, 0 if not.
+def line_side(p: Point, a: Point, b: Point) -> tuple[float, float]:
+    """Signed distance of *p* from the line a→b and where it projects along it (0 = a, 1 = b).
 
-    Image y grows downwards, so 'left' is where the cross product (b-a)×(p-a) is negative.
+    Image y grows downwards, so a negative distance is the left side of a→b as drawn.
     """
-
-    def side(p: Point) -> float:
-        return (b[0] - a[0]) * (p[1] - a[1]) - (b[1] - a[1]) * (p[0] - a[0])
-
-    s1, s2 = side(p1), side(p2)
-    if s1 == 0 or s2 == 0 or (s1 > 0) == (s2 > 0):
-        return 0
-
-    def side_ab(p: Point) -> float:
-        return (p2[0] - p1[0]) * (p[1] - p1[1]) - (p2[1] - p1[1]) * (p[0] - p1[0])
-
-    if (side_ab(a) > 0) == (side_ab(b) > 0):
-        return 0
-    return 1 if s2 < 0 else -1
+    dx, dy = b[0] - a[0], b[1] - a[1]
+    length2 = dx * dx + dy * dy
+    cross = dx * (p[1] - a[1]) - dy * (p[0] - a[0])
+    along = (dx * (p[0] - a[0]) + dy * (p[1] - a[1])) / length2
+    return cross / length2**0.5, along
