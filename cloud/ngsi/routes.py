@@ -21,6 +21,7 @@ from cloud.ngsi.alert import Form, event_to_alert
 from cloud.ngsi.context import ALERT_CONTEXT, DEVICE_CONTEXT, LD_JSON, local_id
 from cloud.ngsi.device import DeviceFacts, device_to_entity
 from cloud.ngsi.forms import to_key_values
+from cloud.ops.roles import Principal
 from cloud.store.base import EventQuery, EventStore
 
 logger = logging.getLogger(__name__)
@@ -97,48 +98,67 @@ async def receive_notification(hub: ConnectorHub, source_id: str, request: Reque
 
 
 class _Sources:
-    """Alerts from the event store, Devices from the registry.
+    """Alerts from the event store, Devices from the registry, within the caller's departments.
 
-    Either given, or read per request from ``app.state.store`` / ``app.state.sessions`` (what
-    ``cloud.api.app.create_app`` sets), so the router can be built before the app.
+    Store and sessions are either given, or read per request from ``app.state.store`` /
+    ``app.state.sessions`` (what ``cloud.api.app.create_app`` sets), so the router can be built
+    before the app. A department-scoped API key (``request.state.principal``) sees only devices
+    of its departments and their alerts, as in the API's event routes.
     """
 
     def __init__(
         self,
         store: EventStore | None,
         sessions: sessionmaker[Session] | None,
+        allowed: frozenset[str] | None = None,
     ) -> None:
         self.store = store
         self.sessions = sessions
+        self.allowed = allowed
 
     def bound(self, request: Request) -> "_Sources":
         state = request.app.state
-        return _Sources(
-            self.store if self.store is not None else getattr(state, "store", None),
-            self.sessions if self.sessions is not None else getattr(state, "sessions", None),
-        )
+        store = self.store if self.store is not None else getattr(state, "store", None)
+        sessions = self.sessions if self.sessions is not None else getattr(state, "sessions", None)
+        principal = getattr(request.state, "principal", None)
+        allowed: frozenset[str] | None = None
+        if isinstance(principal, Principal) and not principal.all_departments:
+            allowed = frozenset()
+            if sessions is not None:
+                with sessions() as session:
+                    rows = session.execute(select(Device.id, Device.department)).all()
+                allowed = frozenset(d for d, dept in rows if dept and principal.sees(dept))
+        return _Sources(store, sessions, allowed)
+
+    def _visible(self, device: str) -> bool:
+        return self.allowed is None or device in self.allowed
 
     async def alerts(self, limit: int, form: Form, *, context: bool) -> list[dict[str, Any]]:
-        if self.store is None:
+        if self.store is None or self.allowed == frozenset():
             return []
-        page = await self.store.query_events(EventQuery(limit=limit))
+        devices = sorted(self.allowed) if self.allowed is not None else []
+        page = await self.store.query_events(EventQuery(limit=limit, device_ids=devices))
         return [event_to_alert(e, form, context=context) for e in page.items]
 
     async def alert(self, event_id: str, form: Form, *, context: bool) -> dict[str, Any] | None:
         if self.store is None:
             return None
         event = await self.store.get_event(event_id)
-        return None if event is None else event_to_alert(event, form, context=context)
+        if event is None or not self._visible(event.device_id):
+            return None
+        return event_to_alert(event, form, context=context)
 
     def _devices(self, limit: int) -> list[DeviceFacts]:
         if self.sessions is None:
             return []
+        query = select(Device).order_by(Device.id).limit(limit)
+        if self.allowed is not None:
+            query = query.where(Device.id.in_(sorted(self.allowed)))
         with self.sessions() as session:
-            rows = session.scalars(select(Device).order_by(Device.id).limit(limit))
-            return [DeviceFacts.of(row) for row in rows]
+            return [DeviceFacts.of(row) for row in session.scalars(query)]
 
     def _device(self, device: str) -> DeviceFacts | None:
-        if self.sessions is None:
+        if self.sessions is None or not self._visible(device):
             return None
         with self.sessions() as session:
             row = session.get(Device, device)
@@ -199,7 +219,7 @@ def build_ngsi_router(
     ) -> Response:
         form = _form(options)
         context = _wants_ld(request)
-        here = sources.bound(request)
+        here = await asyncio.to_thread(sources.bound, request)
         if type == "Alert":
             return _entities(
                 await here.alerts(limit, form, context=context), request, ALERT_CONTEXT
@@ -221,7 +241,8 @@ def build_ngsi_router(
         entity_id: Annotated[str, Path(max_length=256)],
         options: Annotated[str | None, Query()] = None,
     ) -> Response:
-        return await sources.bound(request).by_urn(entity_id, request, _form(options))
+        here = await asyncio.to_thread(sources.bound, request)
+        return await here.by_urn(entity_id, request, _form(options))
 
     @router.post(
         "/notify/{source_id}",

@@ -20,10 +20,13 @@ from cloud.api.settings import ApiOptions, ApiSettings
 from cloud.connectors.config import SourcesConfig
 from cloud.connectors.integration import Integrations, build_integration_routers
 from cloud.connectors.signing import signature_headers
+from cloud.db.devices import Device
 from cloud.dispatch.config import DispatchConfig
 from cloud.ngsi.forms import to_key_values
 from cloud.ops.keys import create_api_key
 from cloud.settings import CloudSettings, StoreSettings
+from shared.events import Event, EventKind
+from shared.ids import new_id
 from tests.cloud.integrations import sdm_schemas
 from tests.cloud.integrations.servers import serve_in_thread
 from tests.cloud.integrations.test_dispatch import SECRET, DepartmentSystem, make_department
@@ -108,6 +111,12 @@ async def running(
             role: create_api_key(session, name=f"{role} key", role=role)
             for role in ("integration", "operator", "viewer")
         }
+        for dept in ("traffic-enforcement", "civil-protection"):
+            keys[f"viewer@{dept}"] = create_api_key(
+                session, name=f"viewer of {dept}", role="viewer", departments=[dept]
+            )
+        session.add(Device(id="dev-a", site="Baixa", department="traffic-enforcement"))
+        session.commit()
     transport = httpx.ASGITransport(app=app)
     async with (
         app.router.lifespan_context(app),
@@ -200,3 +209,43 @@ async def test_partner_records_open_incidents_that_reach_the_department(
     for alert in alerts.json():
         sdm_schemas.validator(sdm_schemas.ALERT).validate(to_key_values(alert))
     assert (await client.get("/ngsi-ld/v1/entities", params={"type": "Alert"})).status_code == 401
+
+
+async def test_ngsi_entities_follow_department_scope(
+    running: tuple[FastAPI, httpx.AsyncClient, dict[str, str]],
+) -> None:
+    app, client, keys = running
+    now = datetime.now(UTC)
+    event = Event(
+        id=new_id(),
+        device_id="dev-a",
+        kind=EventKind.ILLEGAL_PARKING,
+        started_at=now,
+        observed_at=now,
+    )
+    await app.state.store.write_events([event])
+    urn = f"/ngsi-ld/v1/entities/urn:ngsi-ld:Alert:{event.id}"
+
+    async def seen(who: str) -> tuple[set[str], set[str], int]:
+        alerts = await client.get(
+            "/ngsi-ld/v1/entities", params={"type": "Alert"}, headers=bearer(keys[who])
+        )
+        devices = await client.get(
+            "/ngsi-ld/v1/entities", params={"type": "Device"}, headers=bearer(keys[who])
+        )
+        one = await client.get(urn, headers=bearer(keys[who]))
+        return (
+            {a["id"] for a in alerts.json()},
+            {d["id"] for d in devices.json()},
+            one.status_code,
+        )
+
+    everything = await seen("viewer")
+    assert f"urn:ngsi-ld:Alert:{event.id}" in everything[0]
+    assert everything[1] == {"urn:ngsi-ld:Device:dev-a"}
+    assert await seen("viewer@traffic-enforcement") == (
+        {f"urn:ngsi-ld:Alert:{event.id}"},
+        {"urn:ngsi-ld:Device:dev-a"},
+        200,
+    )
+    assert await seen("viewer@civil-protection") == (set(), set(), 404)
