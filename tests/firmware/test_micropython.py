@@ -96,3 +96,22 @@ def test_pure_modules_same_output_on_micropython_and_cpython(micropython: Path) 
     assert "146 3421780262 0\n" in on_mpy
     assert "2000-02-29T00:00:00.000Z\n" in on_mpy
     assert on_mpy.splitlines() == on_cpy.splitlines()
+
+
+def test_device_layer_compiles_under_micropython(micropython: Path, tmp_path: Path) -> None:
+    """``device/`` needs ESP32 modules to run, but its syntax must be MicroPython's."""
+    sources = sorted((REPO / "firmware/sensor_node/device").glob("*.py"))
+    assert {p.name for p in sources} >= {"main.py", "board.py"}
+    lines = []
+    for path in sources:
+        lines.append(f"compile({path.read_text()!r}, {path.name!r}, 'exec')")
+        lines.append(f"print({path.name!r}, 'ok')")
+    lines.append("try:\n    compile('def f(a, /):\\n    pass\\n', 'probe', 'exec')")
+    lines.append("except SyntaxError:\n    print('probe rejected')")
+    script = tmp_path / "compile_device.py"
+    script.write_text("\n".join(lines) + "\n")
+    out = run_micropython(micropython, script).split("\n")
+    assert [line for line in out if line] == [
+        *(f"{p.name} ok" for p in sources),
+        "probe rejected",  # proof that compile() checks MicroPython's grammar, not CPython's
+    ]
