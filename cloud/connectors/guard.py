@@ -46,3 +46,7 @@ class ReplayCache:
             return False
         self._seen[key] = now
         return True
+
+    def forget(self, key: str) -> None:
+        """Let a request be sent again (it was not taken in, e.g. the store was down)."""
+        self._seen.pop(key, None)

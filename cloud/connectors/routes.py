@@ -13,10 +13,11 @@ from fastapi.responses import JSONResponse, Response
 from cloud.connectors.config import SOURCE_ID_PATTERN, WebhookSource
 from cloud.connectors.health import SourceHealthOut
 from cloud.connectors.hub import ConnectorHub, InboundGuard
-from cloud.connectors.intake import IntakeResult
+from cloud.connectors.intake import Intake, IntakeResult
 from cloud.connectors.mapping import lookup
 from cloud.connectors.problems import problem
 from cloud.connectors.signing import SignatureError, verify
+from cloud.store.base import StoreUnavailableError
 
 logger = logging.getLogger(__name__)
 MAX_BODY_BYTES = 1024 * 1024
@@ -94,11 +95,25 @@ async def take_records(
     except ValueError as exc:  # JSONDecodeError is a ValueError
         intake.health.error(f"bad body: {exc}")
         return problem(400, "Bad request", f"body is not a JSON record list: {exc}", field="body")
-    result: IntakeResult = await intake.ingest(records)
+    return await ingest_response(intake, records, status=202)
+
+
+async def ingest_response(intake: Intake, records: list[Any], *, status: int) -> Response:
+    """Take *records* in: *status* with the result, 422 when none maps, 503 when the store is down.
+
+    On 503 (with ``Retry-After``) nothing was stored; the sender should retry the same request.
+    """
+    try:
+        result: IntakeResult = await intake.ingest(records)
+    except StoreUnavailableError as exc:
+        logger.warning("source %s: store unavailable: %s", intake.source.id, exc)
+        return problem(
+            503, "Store unavailable", "records were not stored; retry", headers={"Retry-After": "5"}
+        )
     if records and not result.accepted and not result.duplicates:
         first = result.rejected[0]
         return problem(422, "No record could be mapped", first.reason, field=first.field)
-    return JSONResponse(result.model_dump(), status_code=202)
+    return JSONResponse(result.model_dump(), status_code=status)
 
 
 def build_connector_router(
@@ -115,7 +130,7 @@ def build_connector_router(
         status_code=202,
         response_model=IntakeResult,
         summary="Receive records from a partner system (signed webhook)",
-        responses={401: {}, 404: {}, 409: {}, 413: {}, 422: {}, 429: {}},
+        responses={401: {}, 404: {}, 409: {}, 413: {}, 422: {}, 429: {}, 503: {}},
     )
     async def webhook(source_id: SourceId, request: Request) -> Response:
         source = hub.source(source_id)
@@ -134,7 +149,11 @@ def build_connector_router(
         if refused is not None:
             hub.intakes[source_id].health.error(f"refused request: {refused.status_code}")
             return refused
-        return await take_records(hub, source_id, body, source.records_path)
+        response = await take_records(hub, source_id, body, source.records_path)
+        signature = request.headers.get(source.signature_header)
+        if response.status_code == 503 and signature:  # noqa: PLR2004 - not taken in: may resend
+            guard.replays.forget(signature)
+        return response
 
     @router.get(
         "/sources",

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from cloud.connectors.config import SOURCE_ID_PATTERN, NgsiLdSource
 from cloud.connectors.hub import ConnectorHub
 from cloud.connectors.problems import problem
-from cloud.connectors.routes import MAX_BODY_BYTES, rate_limited, too_large
+from cloud.connectors.routes import MAX_BODY_BYTES, ingest_response, rate_limited, too_large
 from cloud.db.devices import Device
 from cloud.ngsi.alert import Form, event_to_alert
 from cloud.ngsi.context import ALERT_CONTEXT, DEVICE_CONTEXT, LD_JSON, local_id
@@ -90,11 +90,7 @@ async def receive_notification(hub: ConnectorHub, source_id: str, request: Reque
         intake.health.error(f"bad notification: {exc}")
         return problem(400, "Bad request", f"not an NGSI-LD notification: {exc}", field="data")
     records = [to_key_values(e) if isinstance(e, dict) else e for e in data]
-    result = await intake.ingest(records)
-    if records and not result.accepted and not result.duplicates:
-        first = result.rejected[0]
-        return problem(422, "No entity could be mapped", first.reason, field=first.field)
-    return JSONResponse(result.model_dump())
+    return await ingest_response(intake, records, status=200)
 
 
 class _Sources:
@@ -247,7 +243,7 @@ def build_ngsi_router(
     @router.post(
         "/notify/{source_id}",
         summary="Receive an NGSI-LD notification from a context broker (ngsi_ld source)",
-        responses={401: {}, 404: {}, 422: {}, 429: {}},
+        responses={401: {}, 404: {}, 422: {}, 429: {}, 503: {}},
     )
     async def notify(
         request: Request,

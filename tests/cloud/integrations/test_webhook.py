@@ -12,6 +12,7 @@ from fastapi import FastAPI
 
 from cloud.connectors.config import SourcesConfig
 from cloud.connectors.hub import ConnectorHub
+from cloud.connectors.integration import Integrations, build_integration_routers
 from cloud.connectors.routes import build_connector_router
 from cloud.connectors.signing import signature_headers
 from cloud.connectors.writer import StoreEventWriter
@@ -292,3 +293,35 @@ async def test_oversized_body_is_refused(client: tuple[httpx.AsyncClient, Connec
         "/api/v1/connectors/citizen-app/webhook", content=body, headers=signed(body)
     )
     assert response.status_code == 413
+
+
+async def test_store_unavailable_is_503_and_the_retry_is_taken(
+    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before ``attach`` the store is unreachable: 503, nothing counted as seen, retry works."""
+    monkeypatch.setenv("TEST_CITIZEN_SECRET", SECRET)
+    monkeypatch.setenv("TEST_WASTE_TOKEN", TOKEN)
+    integrations = Integrations(sources())
+    app = FastAPI()
+    for router in build_integration_routers(integrations, protect=False):
+        app.include_router(router)
+    record = ticket(21)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://test"
+    ) as http:
+        body = json.dumps({"tickets": [record]}).encode()
+        down = await http.post(
+            "/api/v1/connectors/citizen-app/webhook", content=body, headers=signed(body)
+        )
+        assert down.status_code == 503
+        assert down.headers["retry-after"] == "5"
+        integrations.writer.target = pipeline.writer  # the store is back
+        # The partner resends the very same signed request: not a replay, it was not taken in.
+        up = await http.post(
+            "/api/v1/connectors/citizen-app/webhook", content=body, headers=down.request.headers
+        )
+    assert up.status_code == 202
+    assert up.json()["accepted"] == 1
+    health = {h.source_id: h for h in integrations.hub.health()}["citizen-app"]
+    assert health.errors_total == 1
+    assert health.state == "ok"
