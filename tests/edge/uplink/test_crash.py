@@ -88,6 +88,9 @@ def test_sigkill_mid_burst_then_restart_loses_nothing(mosquitto: Broker, tmp_pat
                 30,
                 "every emitted event after restart",
             )
+            # Some may have arrived before the kill without their PUBACK being recorded: the
+            # restarted agent re-sends them, and its outbox must end empty.
+            rec.wait_for(lambda: read_stats(outbox).depth == 0, 30, "the outbox drained")
             time.sleep(0.3)
         finally:
             second.terminate()
