@@ -345,3 +345,23 @@ def test_entry_script_parses_and_the_agent_cli_needs_no_cloud_packages() -> None
         cwd=release.REPO_ROOT,
     )
     assert proc.stdout.strip() == "ok", proc.stderr[-2000:]
+
+
+def test_provisioning_sets_only_variables_the_agent_reads() -> None:
+    from provisioning.agent_config import BALENA_ENV_KEYS, to_env
+
+    settings = {
+        "device_id": "cam-042",
+        "location": {"lat": 38.7, "lon": -9.1},
+        "uplink": {
+            "host": "mqtt.city.example",
+            "port": 8883,
+            "username": "cam-042",
+            "password": "pw",
+            "tls": {"ca_file": "/data/certs/ca.pem"},
+        },
+        "cameras": [{"id": "cam0", "kind": "picamera2", "source": "picamera2"}],
+    }
+    names = set(to_env(settings, BALENA_ENV_KEYS))
+    assert len(names) >= 8
+    assert names <= {v.name for v in release.agent_env_vars()}
