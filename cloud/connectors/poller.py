@@ -69,7 +69,9 @@ class RestPoller:
 
     async def _get(self, client: httpx.AsyncClient, url: str, params: dict[str, str]) -> Any:
         try:
-            response = await client.get(url, params=params, headers=self._headers())
+            # Merge, not replace: httpx drops the URL's own query when given params.
+            target = httpx.URL(url).copy_merge_params(params) if params else httpx.URL(url)
+            response = await client.get(target, headers=self._headers())
         except httpx.HTTPError as exc:
             raise PollError(f"GET {url}: {type(exc).__name__}: {exc}") from exc
         if response.status_code != httpx.codes.OK:

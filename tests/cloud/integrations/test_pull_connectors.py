@@ -99,7 +99,7 @@ def poll_source(url: str, tmp_path: Path) -> RestPollSource:
                 {
                     "id": "lisbon-air",
                     "type": "rest_poll",
-                    "url": f"{url}/v2/readings",
+                    "url": f"{url}/v2/readings?format=json",
                     "interval_s": 0.05,
                     "backoff_initial_s": 0.05,
                     "backoff_max_s": 0.2,
@@ -132,6 +132,7 @@ async def test_rest_poll_pages_cursor_backoff_and_incident(
 
     assert await poller.poll_once() == 7
     assert [c.get("page") for c in state.calls[1:]] == ["1", "2", "3", "4"]
+    assert {c.get("format") for c in state.calls} == {"json"}  # the URL's own query is kept
     assert poller.cursor == state.readings[-1]["measured_at"]
     health = intake.health.snapshot()
     assert health.state == "ok"
@@ -340,3 +341,51 @@ async def test_file_drop_csv_and_jsonl(tmp_path: Path, pipeline: Pipeline) -> No
     assert page is not None
     assert page.attributes["source"] == "parking-fines"
     assert await drop.scan_once() == 0
+
+
+async def test_rest_poll_follows_next_links(pipeline: Pipeline) -> None:
+    """A traffic partner that pages by ``next`` links (relative URLs) and needs an API key."""
+    app = FastAPI()
+    seen_keys: list[str | None] = []
+    start = datetime.now(UTC) - timedelta(minutes=30)
+
+    @app.get("/v1/closures")
+    async def closures(request: Request) -> JSONResponse:
+        seen_keys.append(request.headers.get("x-api-key"))
+        page = int(request.query_params.get("cursor", "0"))
+        items = [
+            {
+                "closure": f"c{page}-{n}",
+                "from": (start + timedelta(minutes=page * 2 + n)).isoformat(),
+                "road": f"road-{page}",
+            }
+            for n in range(2)
+        ]
+        nxt = f"/v1/closures?cursor={page + 1}" if page < 2 else None
+        return JSONResponse({"results": items, "links": {"next": nxt}})
+
+    source = RestPollSource.model_validate(
+        {
+            "id": "traffic-closures",
+            "type": "rest_poll",
+            "url": "http://placeholder/v1/closures",
+            "header_env": {"X-Api-Key": "TEST_TRAFFIC_KEY"},
+            "records_path": "results",
+            "pagination": {"next_path": "links.next"},
+            "mapping": {
+                "id": "closure",
+                "time": "from",
+                "kind": {"const": "external"},
+                "zone_id": "road",
+            },
+        }
+    )
+    with serve_in_thread(app) as url, pytest.MonkeyPatch.context() as patch:
+        patch.setenv("TEST_TRAFFIC_KEY", "k-123")
+        source = source.model_copy(update={"url": f"{url}/v1/closures"})
+        hub = ConnectorHub(SourcesConfig(sources=[source]), pipeline.writer)
+        poller = RestPoller(source, hub.intakes["traffic-closures"])
+        assert await poller.poll_once() == 6
+    assert seen_keys == ["k-123"] * 3
+    created = [c for c in pipeline.changes if c.type is ChangeType.CREATED]
+    assert sorted(c.incident.zone_id or "" for c in created) == ["road-0", "road-1", "road-2"]
