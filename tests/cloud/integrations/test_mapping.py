@@ -4,6 +4,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from cloud.connectors.config import SourcesConfig
@@ -211,3 +213,44 @@ def test_sources_config_refuses_duplicates_and_unknown_types() -> None:
                 ]
             }
         )
+
+
+_json = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(max_size=20),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
+    max_leaves=10,
+)
+_value_or_json = st.one_of(
+    _json,
+    st.sampled_from(
+        ["2026-01-01T00:00:00Z", "1700000000", "P1", "parking", "38.7", "-9.1", "open"]
+    ),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    report=st.dictionaries(
+        st.sampled_from(
+            ["id", "type", "level", "status", "reported", "geo", "street", "street_code", "lanes"]
+        ),
+        _value_or_json,
+    )
+)
+def test_map_event_fails_only_with_mapping_error(report: dict[str, Any]) -> None:
+    """Whatever a partner sends, mapping yields an Event or a MappingError, never a crash."""
+    error: MappingError | None = None
+    try:
+        event = map_event(TRAFFIC, {"report": report}, source_id="t", device_id="ext-t")
+    except MappingError as exc:
+        error = exc
+    if error is not None:
+        assert error.field
+    else:
+        assert is_uuid7(event.id)
