@@ -13,10 +13,10 @@ import time
 import machine
 import network
 import ntptime
-from umqtt.simple import MQTTClient
 
 from firmware.sensor_node.config import NodeConfig, parse_threshold
 from firmware.sensor_node.device.board import EspBoard, EspClock, EspRandom
+from firmware.sensor_node.device.mqtt import NodeMqttClient
 from firmware.sensor_node.node import SensorNode
 from firmware.sensor_node.ringbuf import FileStorage, RingBuffer
 
@@ -56,7 +56,7 @@ def build(settings):
         thresholds=rules,
         deep_sleep=bool(settings.get("deep_sleep", True)),
     )
-    client = MQTTClient(
+    client = NodeMqttClient(
         device_id,
         mqtt_cfg["host"],
         port=mqtt_cfg.get("port", 8883),
