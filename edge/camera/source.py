@@ -76,6 +76,11 @@ class OpenCvSource:
         rate = float(self._cap.get(cv2.CAP_PROP_FPS) or 0.0)
         self.fps = rate if 0.0 < rate < 1000.0 else 25.0  # noqa: PLR2004 - sane-rate guard
 
+    @property
+    def frame_count(self) -> int:
+        """Frames in a file as the container states it (0 if unknown or live)."""
+        return int(self._cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0) if self.is_file else 0
+
     def frames(self) -> Iterator[Frame]:
         index = 0
         in_loop = 0  # frames decoded since the file (re)started
