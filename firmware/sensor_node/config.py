@@ -58,7 +58,7 @@ def valid_reading_name(name: str) -> bool:
     return _chars_ok(name, _READING_FIRST, _READING_REST, MAX_READING_LEN)
 
 
-def _number(data: dict, key: str, where: str) -> float:  # type: ignore[type-arg]
+def _number(data: "dict[str, object]", key: str, where: str) -> float:
     value = data.get(key)
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ConfigError(where + key, "must be a number")
