@@ -41,6 +41,11 @@ class InboundGuard:
     replays: ReplayCache
 
 
+def _report_end(task: "asyncio.Task[None]") -> None:
+    if not task.cancelled() and task.exception() is not None:
+        logger.error("connector task %s stopped: %r", task.get_name(), task.exception())
+
+
 class ConnectorHub:
     def __init__(self, config: SourcesConfig, writer: EventWriter) -> None:
         self.config = config
@@ -54,7 +59,8 @@ class ConnectorHub:
             self.intakes[source.id] = Intake(source, writer)
             if isinstance(source, WebhookSource | NgsiLdSource):
                 secret = secret_from_env(source.secret_env, f"sources.{source.id}.secret_env")
-                assert secret is not None  # noqa: S101 - secret_env is required for these types
+                if secret is None:  # pragma: no cover - secret_env is a required field
+                    raise ValueError(f"sources.{source.id}.secret_env: required")
                 window = source.replay_window_s if isinstance(source, WebhookSource) else 300.0
                 self.guards[source.id] = InboundGuard(
                     secret=secret,
@@ -91,6 +97,7 @@ class ConnectorHub:
             runner = self.runner_for(intake)
             if runner is not None:
                 task = asyncio.create_task(runner.run(), name=f"connector-{intake.source.id}")
+                task.add_done_callback(_report_end)
                 self._tasks.append(task)
         logger.info("connector hub started %d background sources", len(self._tasks))
 

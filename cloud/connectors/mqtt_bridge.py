@@ -10,6 +10,7 @@ import aiomqtt
 
 from cloud.connectors.config import MqttBridgeSource, secret_from_env
 from cloud.connectors.intake import Intake
+from cloud.store.base import StoreUnavailableError
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +54,19 @@ class MqttBridge:
             self.intake.health.error(f"{topic}: payload is not JSON: {exc}")
             logger.warning("source %s: non-JSON payload on %s", self.source.id, topic)
             return
-        await self.intake.ingest(records)
+        delay = self.source.reconnect_initial_s
+        while True:
+            try:
+                await self.intake.ingest(records)
+            except StoreUnavailableError as exc:
+                # Hold the message (and so the subscription) until the store takes it.
+                logger.warning(
+                    "source %s: store unavailable (%s); retry in %.1f s", self.source.id, exc, delay
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.source.reconnect_max_s)
+            else:
+                return
 
     async def run(self) -> None:
         failures = 0

@@ -3,7 +3,7 @@
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -24,8 +24,11 @@ from cloud.connectors.file_drop import FileDrop
 from cloud.connectors.hub import ConnectorHub
 from cloud.connectors.mqtt_bridge import MqttBridge
 from cloud.connectors.poller import PollError, RestPoller
+from cloud.connectors.writer import StoreEventWriter
 from cloud.ops.models import ChangeType
-from shared.events import EventKind, Severity
+from cloud.store.base import StoreUnavailableError
+from shared.events import Event, EventKind, Severity
+from shared.telemetry import Telemetry
 from tests.cloud.integrations.conftest import PartnerBroker, Pipeline
 from tests.cloud.integrations.servers import serve_in_thread
 from tests.cloud.integrations.waits import eventually
@@ -389,3 +392,60 @@ async def test_rest_poll_follows_next_links(pipeline: Pipeline) -> None:
     assert seen_keys == ["k-123"] * 3
     created = [c for c in pipeline.changes if c.type is ChangeType.CREATED]
     assert sorted(c.incident.zone_id or "" for c in created) == ["road-0", "road-1", "road-2"]
+
+
+class FlakyStoreWriter:
+    """The real writer behind a store outage: the first *failures* writes raise."""
+
+    def __init__(self, inner: StoreEventWriter, failures: int) -> None:
+        self.inner = inner
+        self.failures = failures
+
+    async def write_events(self, events: Sequence[Event]) -> None:
+        if events and self.failures > 0:
+            self.failures -= 1
+            raise StoreUnavailableError("influxd is restarting")
+        await self.inner.write_events(events)
+
+    async def write_telemetry(self, items: Sequence[Telemetry]) -> None:
+        await self.inner.write_telemetry(items)
+
+
+async def test_mqtt_bridge_holds_messages_while_the_store_is_down(
+    partner_broker: PartnerBroker, pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TEST_PARTNER_MQTT_PW", partner_broker.users["bridge"])
+    source = MqttBridgeSource.model_validate(
+        {
+            "id": "emel",
+            "type": "mqtt_bridge",
+            "host": partner_broker.host,
+            "port": partner_broker.port,
+            "username": "bridge",
+            "password_env": "TEST_PARTNER_MQTT_PW",
+            "topics": ["partner/emel/#"],
+            "reconnect_initial_s": 0.05,
+            "mapping": {"id": "n", "time": "t"},
+        }
+    )
+    writer = FlakyStoreWriter(pipeline.writer, failures=2)
+    hub = ConnectorHub(SourcesConfig(sources=[source]), writer)
+    intake = hub.intakes["emel"]
+    bridge = MqttBridge(source, intake)
+    now = datetime.now(UTC).isoformat()
+    async with (
+        running(bridge),
+        aiomqtt.Client(
+            partner_broker.host,
+            partner_broker.port,
+            username="partner",
+            password=partner_broker.users["partner"],
+        ) as partner,
+    ):
+        for n in range(3):
+            await partner.publish("partner/emel/x", json.dumps({"n": n, "t": now}), qos=1)
+        await eventually(lambda: intake.health.events_total == 3)
+        assert bridge.connected.is_set()
+    assert writer.failures == 0
+    assert intake.health.errors_total == 2
+    assert len([c for c in pipeline.changes if c.type is ChangeType.CREATED]) == 1
