@@ -34,6 +34,7 @@ CREATE TABLE IF NOT EXISTS outbox (
     created_at REAL    NOT NULL
 );
 CREATE INDEX IF NOT EXISTS outbox_drop_order ON outbox (priority, seq);
+CREATE INDEX IF NOT EXISTS outbox_age ON outbox (created_at);
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 """
 

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
+import cv2
+import numpy as np
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
@@ -18,9 +20,14 @@ from pydantic import SecretStr
 
 from edge.uplink.settings import OutboxSettings, UplinkSettings
 from shared.clock import utcnow
+from shared.codec import decode
+from shared.commands import CommandAck
+from shared.config import DeviceConfig
 from shared.events import Event, EventKind, Severity
 from shared.ids import new_id
-from tests.conftest import ADMIN_USER, Broker
+from shared.telemetry import DeviceStatus
+from shared.topics import Channel, topic
+from tests.conftest import ADMIN_USER, API_USER, Broker
 
 
 def make_event(device_id: str, severity: Severity = Severity.MEDIUM, **extra: object) -> Event:
@@ -126,3 +133,54 @@ def recorder(broker: Broker, filters: list[str], client_id: str) -> Iterator[Rec
 
 def id_counts(payloads: list[bytes]) -> Counter[str]:
     return Counter(Event.model_validate_json(p).id for p in payloads)
+
+
+class FakePipeline:
+    """ConfigTarget + SnapshotSource: refuses configs that name unknown cameras."""
+
+    def __init__(self, cameras: set[str], jpeg: bytes | None = None) -> None:
+        self.cameras = cameras
+        self.config: DeviceConfig | None = None
+        self.applied = 0
+        self.jpeg = jpeg
+
+    @property
+    def config_version(self) -> int:
+        return 0 if self.config is None else self.config.version
+
+    def apply_config(self, cfg: DeviceConfig) -> None:
+        for cam in cfg.cameras:
+            if cam.id not in self.cameras:
+                raise ValueError(f"cameras.{cam.id}: unknown camera")
+        self.config = cfg
+        self.applied += 1
+
+    def latest_jpeg(self, camera_id: str | None = None) -> bytes | None:
+        return self.jpeg
+
+
+def real_jpeg(width: int = 64, height: int = 48) -> bytes:
+    image = np.zeros((height, width, 3), dtype=np.uint8)
+    image[:, : width // 2] = (0, 128, 255)
+    ok, buf = cv2.imencode(".jpg", image)
+    assert ok
+    return bytes(buf.tobytes())
+
+
+def statuses(rec: Recorder, device: str) -> list[DeviceStatus]:
+    return [decode(DeviceStatus, p) for p in rec.payloads(topic(device, Channel.STATUS))]
+
+
+def acks(rec: Recorder, device: str) -> list[CommandAck]:
+    return [decode(CommandAck, p) for p in rec.payloads(topic(device, Channel.CMD_ACK))]
+
+
+def publish_as_operator(broker: Broker, topic_name: str, payload: bytes, *, retain: bool) -> None:
+    """Publish as the operations API's service account (writes configs and commands)."""
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    client.username_pw_set(API_USER, broker.users[API_USER])
+    client.connect(broker.host, broker.port)
+    client.loop_start()
+    client.publish(topic_name, payload, qos=1, retain=retain).wait_for_publish(5)
+    client.disconnect()
+    client.loop_stop()

@@ -20,8 +20,7 @@ from shared.config import CameraConfig, DeviceConfig, Zone, ZoneKind
 from shared.telemetry import CameraState, DeviceState, Telemetry
 from shared.topics import Channel, subscription, topic
 from tests.conftest import Broker
-from tests.edge.uplink.helpers import make_event, recorder
-from tests.edge.uplink.test_uplink_live import acks, publish_as_operator, statuses
+from tests.edge.uplink.helpers import acks, make_event, publish_as_operator, recorder, statuses
 
 pytestmark = pytest.mark.services
 

@@ -4,8 +4,6 @@ import json
 import random
 from datetime import UTC, datetime
 
-import cv2
-import numpy as np
 import pytest
 
 from edge.uplink.backoff import backoff_delay
@@ -15,32 +13,9 @@ from shared.codec import encode
 from shared.commands import Command, CommandName
 from shared.config import CameraConfig, DeviceConfig, Zone, ZoneKind
 from shared.limits import MAX_SNAPSHOT_BYTES
+from tests.edge.uplink.helpers import FakePipeline, real_jpeg
 
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
-
-
-class FakePipeline:
-    """ConfigTarget + SnapshotSource: refuses configs that name unknown cameras."""
-
-    def __init__(self, cameras: set[str], jpeg: bytes | None = None) -> None:
-        self.cameras = cameras
-        self.config: DeviceConfig | None = None
-        self.applied = 0
-        self.jpeg = jpeg
-
-    @property
-    def config_version(self) -> int:
-        return 0 if self.config is None else self.config.version
-
-    def apply_config(self, cfg: DeviceConfig) -> None:
-        for cam in cfg.cameras:
-            if cam.id not in self.cameras:
-                raise ValueError(f"cameras.{cam.id}: unknown camera")
-        self.config = cfg
-        self.applied += 1
-
-    def latest_jpeg(self, camera_id: str | None = None) -> bytes | None:
-        return self.jpeg
 
 
 def config(version: int, camera: str = "cam1", device: str = "dev-a") -> DeviceConfig:
@@ -48,14 +23,6 @@ def config(version: int, camera: str = "cam1", device: str = "dev-a") -> DeviceC
     return DeviceConfig(
         device_id=device, version=version, cameras=[CameraConfig(id=camera, zones=[zone])]
     )
-
-
-def real_jpeg(width: int = 64, height: int = 48) -> bytes:
-    image = np.zeros((height, width, 3), dtype=np.uint8)
-    image[:, : width // 2] = (0, 128, 255)
-    ok, buf = cv2.imencode(".jpg", image)
-    assert ok
-    return bytes(buf.tobytes())
 
 
 def dispatcher(pipe: FakePipeline, reload: Reloader | None = None) -> CommandDispatcher:

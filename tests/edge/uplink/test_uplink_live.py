@@ -14,14 +14,23 @@ from edge.uplink.outbox import Outbox
 from edge.uplink.roles import DeviceRoles, PipelineHealth
 from edge.uplink.settings import OutboxSettings, TlsSettings, UplinkSettings
 from shared.codec import decode, encode
-from shared.commands import Command, CommandAck, CommandName
+from shared.commands import Command, CommandName
 from shared.config import CameraConfig, DeviceConfig, Zone, ZoneKind
 from shared.events import Severity
-from shared.telemetry import CameraHealth, CameraState, DeviceState, DeviceStatus, Telemetry
+from shared.telemetry import CameraHealth, CameraState, DeviceState, Telemetry
 from shared.topics import Channel, subscription, topic
-from tests.conftest import API_USER, Broker, TlsBroker
-from tests.edge.uplink.helpers import Recorder, id_counts, make_event, recorder, uplink_settings
-from tests.edge.uplink.test_commands import FakePipeline, real_jpeg
+from tests.conftest import Broker, TlsBroker
+from tests.edge.uplink.helpers import (
+    FakePipeline,
+    acks,
+    id_counts,
+    make_event,
+    publish_as_operator,
+    real_jpeg,
+    recorder,
+    statuses,
+    uplink_settings,
+)
 
 pytestmark = pytest.mark.services
 
@@ -48,27 +57,6 @@ def running(
     yield uplink, pipe
     uplink.stop()
     uplink.outbox.close()
-
-
-def statuses(rec: Recorder, device: str) -> list[DeviceStatus]:
-    return [decode(DeviceStatus, p) for p in rec.payloads(topic(device, Channel.STATUS))]
-
-
-def acks(rec: Recorder, device: str) -> list[CommandAck]:
-    return [decode(CommandAck, p) for p in rec.payloads(topic(device, Channel.CMD_ACK))]
-
-
-def publish_as_operator(broker: Broker, topic_name: str, payload: bytes, *, retain: bool) -> None:
-    import paho.mqtt.client as mqtt
-    from paho.mqtt.enums import CallbackAPIVersion
-
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
-    client.username_pw_set(API_USER, broker.users[API_USER])
-    client.connect(broker.host, broker.port)
-    client.loop_start()
-    client.publish(topic_name, payload, qos=1, retain=retain).wait_for_publish(5)
-    client.disconnect()
-    client.loop_stop()
 
 
 def test_events_arrive_once_with_presence_online_then_offline(
