@@ -27,6 +27,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from cloud.db.base import create_all
 from cloud.db.ingest import RejectReason
+from cloud.ingest import paho_speedup
 from cloud.ingest.batch import Accepted, Batch, Received, Rejection
 from cloud.ingest.hooks import EventHook
 from cloud.ingest.metrics import IngestMetrics, IngestStats
@@ -69,6 +70,7 @@ class Ingestor:
         engine: Engine,
         hooks: Sequence[EventHook] = (),
     ) -> None:
+        paho_speedup.install()
         self.settings = settings
         self.store = store
         self.engine = engine

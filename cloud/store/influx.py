@@ -47,6 +47,9 @@ _GROUP_TAG = {"kind": "kind", "zone_id": "zone", "device_id": "device"}
 _HTTP_BAD_REQUEST = 400
 _HTTP_NOT_FOUND = 404
 _HTTP_NO_CONTENT = 204
+_MS = 1_000_000
+_EDGE_MARGIN = 32
+"""Extra rows fetched so that events dropped by the exact bound check do not shorten a page."""
 
 
 def quote_ident(name: str) -> str:
@@ -170,20 +173,30 @@ class InfluxEventStore:
             await self._write(lines(telemetry_line(t) for t in items))
 
     async def query_events(self, query: EventQuery) -> EventPage:
+        """Newest first, paged by the point time.
+
+        Point times are observed_at to the millisecond (see ``line_protocol``), so the time
+        bounds are widened to whole milliseconds in InfluxQL and applied exactly here.
+        """
         where = _where(query)
         if query.cursor is not None:
             where.append(f"time < {Cursor.decode(query.cursor).ts}")
         q = (
             f'SELECT "id", "body" FROM {self._from_events}'  # noqa: S608 - values are quoted
             + (" WHERE " + " AND ".join(where) if where else "")
-            + f" ORDER BY time DESC LIMIT {query.limit + 1}"
+            + f" ORDER BY time DESC LIMIT {query.limit + 1 + _EDGE_MARGIN}"
         )
         series = await self._query(q)
         rows: list[list[Any]] = series[0]["values"] if series else []
-        items = [event_from_body(row[2]) for row in rows[: query.limit]]
+        kept = [
+            (row, event)
+            for row in rows
+            if _within(event := event_from_body(row[2]), query.start, query.end)
+        ]
+        items = [event for _, event in kept[: query.limit]]
         next_cursor = None
-        if len(rows) > query.limit:
-            last = rows[query.limit - 1]
+        if len(kept) > query.limit:
+            last = kept[query.limit - 1][0]
             next_cursor = Cursor(ts=int(last[0]), event_id=str(last[1])).encode()
         return EventPage(items=items, next_cursor=next_cursor)
 
@@ -262,6 +275,11 @@ def _error(resp: httpx.Response, what: str) -> Exception:
     return StoreUnavailableError(f"InfluxDB {what} failed ({resp.status_code}): {text}")
 
 
+def _within(event: Event, start: datetime | None, end: datetime | None) -> bool:
+    t = event.observed_at
+    return (start is None or t >= start) and (end is None or t < end)
+
+
 def _or(tag_name: str, values: Sequence[str]) -> str:
     return "(" + " OR ".join(f"{quote_ident(tag_name)} = {quote_str(v)}" for v in values) + ")"
 
@@ -269,9 +287,9 @@ def _or(tag_name: str, values: Sequence[str]) -> str:
 def _where(query: EventQuery) -> list[str]:
     where: list[str] = []
     if query.start is not None:
-        where.append(f"time >= {_ns(query.start)}")
+        where.append(f"time >= {_ns(query.start) // _MS * _MS}")
     if query.end is not None:
-        where.append(f"time < {_ns(query.end)}")
+        where.append(f"time < {-(-_ns(query.end) // _MS) * _MS}")
     if query.kinds:
         where.append(_or("kind", [k.value for k in query.kinds]))
     if query.device_ids:

@@ -1,0 +1,394 @@
+"""Sustained ingest rate into InfluxDB vs the raw Mosquitto delivery rate, same run, same messages.
+
+N simulated devices (one C ``mosquitto_pub -l -q 1`` process each, so publishing costs little
+Python) publish pre-encoded events. Phase "raw": a subscriber that does nothing (aiomqtt, MQTT 5,
+QoS 1, the same shared subscription as the ingestor) counts them. Phase "ingest": the real
+``Ingestor`` stores them in a fresh InfluxDB database. Rates are messages / (last handled - first
+published). Latency: a probe publishes one event every 50 ms during the ingest phase and the
+ingestor's hook (called once the store has answered the write, i.e. the event is queryable)
+records publish -> stored; p50/p99 over the probes. The final count is checked with InfluxQL.
+
+    .venv/bin/python benchmarks/ingest.py [--devices 20] [--events 4000] [--profile]
+"""
+
+import argparse
+import asyncio
+import cProfile
+import io
+import json
+import pstats
+import tempfile
+import threading
+import time
+from collections.abc import Sequence
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import aiomqtt
+import httpx
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from cloud.db.base import make_engine
+from cloud.ingest import paho_speedup
+from cloud.ingest.service import Ingestor
+from cloud.services.influxd import InfluxConfig, Influxd
+from cloud.services.mosquitto import Mosquitto, MosquittoConfig
+from cloud.settings import (
+    CloudSettings,
+    InfluxSettings,
+    IngestSettings,
+    MqttClientSettings,
+    StoreSettings,
+)
+from cloud.store import build_store
+from shared.clock import utcnow
+from shared.codec import encode
+from shared.events import (
+    Box,
+    DetectedObject,
+    Event,
+    EventKind,
+    Location,
+    ModelInfo,
+    Severity,
+)
+from shared.ids import new_id
+from shared.topics import Channel, shared_subscription, topic
+
+GROUP = "bench"
+PROBE_DEVICE = "probe"
+KINDS = [EventKind.ILLEGAL_PARKING, EventKind.LINE_CROSSING, EventKind.CROWDING]
+
+
+def make_event(device_id: str, i: int) -> Event:
+    now = utcnow() - timedelta(seconds=2)
+    return Event(
+        id=new_id(),
+        device_id=device_id,
+        camera_id="cam-1",
+        kind=KINDS[i % 3],
+        severity=Severity.MEDIUM,
+        started_at=now - timedelta(seconds=20),
+        observed_at=now,
+        zone_id=f"zone-{i % 5}",
+        location=Location(lat=45.46 + (i % 100) * 1e-4, lon=9.19),
+        objects=[
+            DetectedObject(
+                label="car", score=0.8, box=Box(x1=0.1, y1=0.2, x2=0.3, y2=0.5), track_id=i
+            )
+        ],
+        dwell_s=20.0,
+        model=ModelInfo(name="ssd_mobilenet_v1", version="1"),
+        summary="car stopped in a no-parking bay",
+    )
+
+
+def write_payloads(workdir: Path, devices: int, events: int) -> list[Path]:
+    files = []
+    for d in range(devices):
+        device = f"dev-{d:03d}"
+        path = workdir / f"{device}.jsonl"
+        path.write_bytes(b"".join(encode(make_event(device, i)) + b"\n" for i in range(events)))
+        files.append(path)
+    return files
+
+
+def publish_backlog(host: str, port: int, files: Sequence[Path]) -> float:
+    """Publish every device's events (one MQTT client per device, QoS 1); return seconds."""
+    clients = []
+    for path in files:
+        c = paho.Client(
+            CallbackAPIVersion.VERSION2, client_id=f"pub-{path.stem}", protocol=paho.MQTTv5
+        )
+        c.max_inflight_messages_set(500)
+        c.max_queued_messages_set(0)
+        c.connect(host, port)
+        c.loop_start()
+        clients.append((c, topic(path.stem, Channel.EVENT), path.read_bytes().splitlines()))
+    start = time.perf_counter()
+    infos = [[c.publish(t, payload, qos=1) for payload in payloads] for c, t, payloads in clients]
+    for per_client in infos:
+        for info in per_client:
+            info.wait_for_publish(120)
+    elapsed = time.perf_counter() - start
+    for c, _, _ in clients:
+        c.disconnect()
+        c.loop_stop()
+    return elapsed
+
+
+async def ensure_session(host: str, port: int, client_id: str, subscribe: str) -> None:
+    """Create a persistent session with the subscription, then leave: the broker queues for it."""
+    props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+    props.SessionExpiryInterval = 3600
+    async with aiomqtt.Client(
+        host,
+        port,
+        identifier=client_id,
+        protocol=aiomqtt.ProtocolVersion.V5,
+        clean_start=False,
+        properties=props,
+    ) as client:
+        await client.subscribe(subscribe, qos=1)
+
+
+async def raw_phase(host: str, port: int, files: Sequence[Path], total: int) -> dict[str, float]:
+    """Drain the backlog with a subscriber that does nothing but count (QoS 1, auto-ack)."""
+    sub = shared_subscription(GROUP + "-raw", Channel.EVENT)
+    await ensure_session(host, port, "raw-sub", sub)
+    publish_s = await asyncio.to_thread(publish_backlog, host, port, files)
+    props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+    props.SessionExpiryInterval = 0
+    props.ReceiveMaximum = 20_000
+    count = 0
+    start = time.perf_counter()
+    async with aiomqtt.Client(
+        host,
+        port,
+        identifier="raw-sub",
+        protocol=aiomqtt.ProtocolVersion.V5,
+        clean_start=False,
+        properties=props,
+    ) as client:
+        async for _ in client.messages:
+            count += 1
+            if count >= total:
+                break
+        elapsed = time.perf_counter() - start
+    return {
+        "messages": count,
+        "seconds": round(elapsed, 3),
+        "rate": round(count / elapsed, 1),
+        "publish_rate": round(total / publish_s, 1),
+    }
+
+
+class Probe:
+    """Publishes one event every *period* s; the ingestor's hook stamps when each is stored."""
+
+    def __init__(self, host: str, port: int, period: float = 0.05) -> None:
+        self.client = paho.Client(
+            CallbackAPIVersion.VERSION2, client_id="probe", protocol=paho.MQTTv5
+        )
+        self.client.connect(host, port)
+        self.client.loop_start()
+        self.period = period
+        self.sent: dict[str, float] = {}
+        self.stored: dict[str, float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        i = 0
+        while not self._stop.is_set():
+            event = make_event(PROBE_DEVICE, i)
+            self.sent[event.id] = time.perf_counter()
+            self.client.publish(topic(PROBE_DEVICE, Channel.EVENT), encode(event), qos=1)
+            i += 1
+            self._stop.wait(self.period)
+
+    async def hook(self, events: Sequence[Event]) -> None:
+        now = time.perf_counter()
+        for e in events:
+            if e.device_id == PROBE_DEVICE:
+                self.stored[e.id] = now
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+    def latencies_ms(self) -> list[float]:
+        return sorted((self.stored[i] - t) * 1000 for i, t in self.sent.items() if i in self.stored)
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    return values[min(len(values) - 1, round(q * (len(values) - 1)))]
+
+
+def live_load(host: str, port: int, rate: float, seconds: float, stop: threading.Event) -> int:
+    """Background device traffic at *rate* events/s (paced in 10 ms slices); returns the count."""
+    c = paho.Client(CallbackAPIVersion.VERSION2, client_id="live-load", protocol=paho.MQTTv5)
+    c.max_inflight_messages_set(1000)
+    c.max_queued_messages_set(0)
+    c.connect(host, port)
+    c.loop_start()
+    sent = 0
+    start = time.perf_counter()
+    payloads = [encode(make_event("live", i)) for i in range(int(rate * seconds) + 1)]
+    while not stop.is_set() and sent < len(payloads):
+        due = min(len(payloads), int((time.perf_counter() - start) * rate))
+        while sent < due:
+            c.publish(topic("live", Channel.EVENT), payloads[sent], qos=1)
+            sent += 1
+        time.sleep(0.01)
+    c.disconnect()
+    c.loop_stop()
+    return sent
+
+
+async def ingest_phase(  # noqa: PLR0917 - one call site, each value named there
+    host: str,
+    port: int,
+    influx_url: str,
+    files: Sequence[Path],
+    total: int,
+    workdir: Path,
+    args: argparse.Namespace,
+    profiler: cProfile.Profile | None,
+) -> dict[str, Any]:
+    settings = CloudSettings(
+        database_url=f"sqlite:///{workdir / 'state.sqlite'}",
+        mqtt=MqttClientSettings(host=host, port=port, client_id="bench-ingest"),
+        store=StoreSettings(kind="influx", influx=InfluxSettings(url=influx_url, database="bench")),
+        ingest=IngestSettings(batch_size=args.batch_size, batch_interval_s=0.05, share_group=GROUP),
+    )
+    store = build_store(settings.store)
+    engine = make_engine(settings.database_url)
+
+    # Create the persistent session, then queue the backlog for it while it is away.
+    first = Ingestor(settings, store, engine)
+    stop = asyncio.Event()
+    task = asyncio.create_task(first.run(stop))
+    await asyncio.wait_for(first.connected.wait(), 30)
+    stop.set()
+    await task
+    await asyncio.to_thread(publish_backlog, host, port, files)
+
+    probe = Probe(host, port)
+    ingestor = Ingestor(settings, store, engine, hooks=[probe.hook])
+    stop = asyncio.Event()
+    if profiler is not None:
+        profiler.enable()
+    start = time.perf_counter()
+    task = asyncio.create_task(ingestor.run(stop))
+    while ingestor.stats().stored_events < total:  # noqa: ASYNC110 - another task's counter
+        await asyncio.sleep(0.005)
+    elapsed = time.perf_counter() - start
+    if profiler is not None:
+        profiler.disable()
+    drained = ingestor.stats()
+
+    # Latency under a steady live load below capacity.
+    live_stop = threading.Event()
+    live = asyncio.create_task(
+        asyncio.to_thread(live_load, host, port, args.live_rate, args.live_seconds, live_stop)
+    )
+    probe.start()
+    live_sent = await live
+    probe.stop()
+    deadline = time.perf_counter() + 30
+    while len(probe.stored) < len(probe.sent) and time.perf_counter() < deadline:  # noqa: ASYNC110
+        await asyncio.sleep(0.01)
+    stop.set()
+    await task
+    await store.close()
+    probe.close()
+    lat = probe.latencies_ms()
+    async with httpx.AsyncClient() as http:
+        resp = await http.get(
+            f"{influx_url}/query",
+            params={
+                "db": "bench",
+                "q": 'SELECT count("id") FROM "events" WHERE "device" =~ /^dev-/',
+            },
+        )
+    stored = resp.json()["results"][0]["series"][0]["values"][0][1]
+    return {
+        "messages": total,
+        "seconds": round(elapsed, 3),
+        "rate": round(total / elapsed, 1),
+        "stored_in_influx": stored,
+        "batches": drained.batches,
+        "mean_batch": round(drained.received / max(drained.batches, 1), 1),
+        "latency_ms": {
+            "live_rate_per_s": args.live_rate,
+            "live_events": live_sent,
+            "probes": len(lat),
+            "probes_lost": len(probe.sent) - len(lat),
+            "p50": round(percentile(lat, 0.5), 1),
+            "p99": round(percentile(lat, 0.99), 1),
+            "max": round(lat[-1], 1) if lat else None,
+        },
+    }
+
+
+def top_functions(profiler: cProfile.Profile, n: int = 20) -> list[dict[str, Any]]:
+    out = io.StringIO()
+    stats = pstats.Stats(profiler, stream=out)
+    rows = []
+    for (file, line, name), (_, calls, tottime, cumtime, _) in stats.stats.items():  # type: ignore[attr-defined]
+        rows.append(
+            {
+                "function": f"{Path(file).name}:{line}:{name}",
+                "calls": calls,
+                "tottime_s": round(tottime, 3),
+                "cumtime_s": round(cumtime, 3),
+            }
+        )
+    rows.sort(key=lambda r: r["tottime_s"], reverse=True)
+    return rows[:n]
+
+
+async def main(args: argparse.Namespace) -> dict[str, Any]:
+    total = args.devices * args.events
+    with tempfile.TemporaryDirectory(prefix="cityops-bench-ingest-") as tmp:
+        workdir = Path(tmp)
+        broker = Mosquitto(
+            MosquittoConfig(
+                workdir=workdir / "mosquitto",
+                allow_anonymous=True,
+                persistence=False,
+                extra=["max_queued_messages 0", "max_inflight_messages 0"],
+            )
+        )
+        influxd = Influxd(InfluxConfig(workdir=workdir / "influxd"))
+        broker.start()
+        influxd.start()
+        try:
+            files = write_payloads(workdir, args.devices, args.events)
+            paho_speedup.install()  # the ingestor does this; the raw client gets it too
+            raw = await raw_phase(broker.host, broker.port, files, total)
+            profiler = cProfile.Profile() if args.profile else None
+            ingest = await ingest_phase(
+                broker.host, broker.port, influxd.url, files, total, workdir, args, profiler
+            )
+        finally:
+            influxd.stop()
+            broker.stop()
+    result: dict[str, Any] = {
+        "benchmark": "ingest",
+        "devices": args.devices,
+        "events": total,
+        "batch_size": args.batch_size,
+        "raw_mosquitto": raw,
+        "ingest_influx": ingest,
+        "ratio_to_raw": round(ingest["rate"] / raw["rate"], 3),
+        "target": {"events_per_s": 25_000, "ratio": 0.5},
+    }
+    if profiler is not None:
+        result["profile_top_tottime"] = top_functions(profiler)
+    return result
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--devices", type=int, default=20)
+    parser.add_argument("--events", type=int, default=4000, help="events per device")
+    parser.add_argument("--batch-size", type=int, default=5000)
+    parser.add_argument("--live-rate", type=float, default=2000.0, help="events/s for latency")
+    parser.add_argument("--live-seconds", type=float, default=5.0)
+    parser.add_argument("--profile", action="store_true", help="cProfile the ingest phase")
+    print(json.dumps(asyncio.run(main(parser.parse_args())), indent=2))
