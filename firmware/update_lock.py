@@ -26,6 +26,7 @@ from types import FrameType
 log = logging.getLogger("cityops.firmware.update_lock")
 
 LOCK_PATH = Path("/tmp/balena/updates.lock")  # noqa: S108 - the path the balena Supervisor uses
+MARKER = "cityops-update-lock"
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,9 +61,25 @@ class UpdateLock:
             log.warning(
                 "update lock %s: created but flock failed; OS updates not deferred", self.path
             )
-        os.write(fd, f"{os.getpid()}\n".encode())
+        os.write(fd, f"{MARKER} pid={os.getpid()}\n".encode())
         self._fd = fd
         return True
+
+    def clear_stale(self) -> bool:
+        """Remove a lock a previous run of ours left behind (killed while holding it).
+
+        Only one keeper runs per container and it starts with the container, so a file with our
+        marker at start-up is stale; a file without it belongs to the Supervisor and stays.
+        """
+        try:
+            content = self.path.read_text(errors="replace")
+        except OSError:
+            return False
+        if self._fd is None and content.startswith(MARKER):
+            self.path.unlink(missing_ok=True)
+            log.warning("removed a stale update lock left by a previous run: %s", self.path)
+            return True
+        return False
 
     def release(self) -> None:
         fd, self._fd = self._fd, None
@@ -178,9 +195,9 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
-    watcher = DrainWatcher(
-        UpdateLock(args.lock), LockPolicy(args.stall, args.max_hold), time.monotonic
-    )
+    lock = UpdateLock(args.lock)
+    lock.clear_stale()
+    watcher = DrainWatcher(lock, LockPolicy(args.stall, args.max_hold), time.monotonic)
     outbox: Path = args.outbox
     watch(lambda: outbox_backlog(outbox), watcher, stop, args.interval)
     return 0

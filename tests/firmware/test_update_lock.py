@@ -39,7 +39,7 @@ def test_lock_file_is_exclusive(tmp_path: Path) -> None:
     path = tmp_path / "balena" / "updates.lock"
     ours = UpdateLock(path)
     assert ours.acquire()
-    assert path.read_text().strip() == str(os.getpid())
+    assert path.read_text().strip() == f"cityops-update-lock pid={os.getpid()}"
     assert not UpdateLock(path).acquire()  # someone else (the Supervisor) cannot take it
     ours.release()
     assert not path.exists()
@@ -48,6 +48,18 @@ def test_lock_file_is_exclusive(tmp_path: Path) -> None:
     assert path.read_text() == "supervisor"
     ours.release()
     assert path.exists()  # never remove a lock we do not own
+
+
+def test_a_stale_lock_of_ours_is_cleared_but_not_the_supervisors(tmp_path: Path) -> None:
+    path = tmp_path / "balena" / "updates.lock"
+    path.parent.mkdir()
+    path.write_text("cityops-update-lock pid=17\n")  # we were killed while holding it
+    assert UpdateLock(path).clear_stale()
+    assert not path.exists()
+    path.write_text("")  # the Supervisor's lock
+    assert not UpdateLock(path).clear_stale()
+    assert path.exists()
+    assert not UpdateLock(tmp_path / "none.lock").clear_stale()
 
 
 def test_lock_held_while_draining_and_released_when_empty(tmp_path: Path) -> None:
