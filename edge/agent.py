@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from edge.settings import EdgeSettings
-from edge.sink import EventSink
+from edge.sink import EventSink, JsonlSink
 from edge.uplink.mqtt import MqttUplink, check_tls_files
 from edge.uplink.outbox import Outbox
 from edge.uplink.roles import DeviceRoles, PipelineHealth
@@ -64,19 +64,25 @@ class Agent:
     def __init__(
         self,
         device_id: str,
-        uplink: UplinkSettings,
+        uplink: UplinkSettings | None,
         producer: EventProducer,
         roles: DeviceRoles | None = None,
         *,
         software: str | None = None,
+        events_out: Path | None = None,
     ) -> None:
+        if uplink is None and events_out is None:
+            raise ValueError("uplink: give an uplink section, or events_out for a JSON-lines file")
         self.device_id = device_id
         self.uplink_settings = uplink
         self.producer = producer
         self.roles = roles or DeviceRoles()
         self.software = software
+        self.events_out = events_out
 
     def run(self, stop: threading.Event) -> AgentResult:
+        if self.uplink_settings is None:
+            return self._run_local(stop)
         outbox = Outbox(self.uplink_settings.outbox)
         logger.info(
             "agent %s: outbox %s holds %d message(s) from before",
@@ -103,6 +109,14 @@ class Agent:
             result.outbox_depth,
         )
         return result
+
+    def _run_local(self, stop: threading.Event) -> AgentResult:
+        """No uplink configured: events go to the ``events_out`` JSON-lines file."""
+        assert self.events_out is not None  # noqa: S101 - checked in __init__
+        logger.info("agent %s: no uplink, events go to %s", self.device_id, self.events_out)
+        with JsonlSink(self.events_out) as sink:
+            self.producer.run(sink, stop)
+        return AgentResult(outbox_depth=0, published=sink.count, acked=0)
 
 
 class PipelineHandle:
@@ -198,9 +212,21 @@ def _either(a: threading.Event, b: threading.Event, out: threading.Event) -> Non
 def build_agent(config_path: Path, *, software: str | None = None) -> Agent:
     """The agent of ``cityops edge run --config FILE``; raises ``ValueError`` naming the field."""
     settings = EdgeSettings.from_yaml(config_path)
-    if settings.uplink is None:
-        raise ValueError(f"{config_path}: uplink: `edge run` needs an uplink section")
-    uplink = resolve_uplink_paths(settings.uplink, settings.base_dir)
-    check_tls_files(uplink)
+    if settings.uplink is None and settings.events_out is None:
+        raise ValueError(
+            f"{config_path}: uplink: `edge run` needs an uplink section "
+            "(or events_out, to write events to a JSON-lines file)"
+        )
+    uplink = None
+    if settings.uplink is not None:
+        uplink = resolve_uplink_paths(settings.uplink, settings.base_dir)
+        check_tls_files(uplink)
     handle = PipelineHandle(config_path, settings)
-    return Agent(settings.device_id, uplink, handle, handle.roles(), software=software)
+    return Agent(
+        settings.device_id,
+        uplink,
+        handle,
+        handle.roles(),
+        software=software,
+        events_out=settings.events_out,
+    )

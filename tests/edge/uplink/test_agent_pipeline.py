@@ -17,6 +17,7 @@ from edge.agent import PipelineHandle, build_agent
 from shared.codec import decode, encode
 from shared.commands import Command, CommandAck, CommandName
 from shared.config import CameraConfig, DeviceConfig, Zone, ZoneKind
+from shared.events import Event, EventKind
 from shared.telemetry import CameraState, DeviceState, Telemetry
 from shared.topics import Channel, subscription, topic
 from tests.conftest import Broker
@@ -196,6 +197,7 @@ def test_edge_run_refuses_a_bad_config_with_exit_code_2(tmp_path: Path) -> None:
     result = runner.invoke(app, ["edge", "run", "--config", str(no_uplink)])
     assert result.exit_code == 2
     assert "uplink" in result.output
+    assert "events_out" in result.output
 
 
 def test_edge_outbox_shows_depth_age_and_drops(tmp_path: Path) -> None:
@@ -215,3 +217,23 @@ def test_edge_outbox_shows_depth_age_and_drops(tmp_path: Path) -> None:
     assert missing.exit_code == 1
     both = runner.invoke(app, ["edge", "outbox"])
     assert both.exit_code == 2
+
+
+def test_edge_run_without_uplink_writes_events_to_a_jsonl_file(
+    material: Path, tmp_path: Path
+) -> None:
+    """The replay of the real clip through `edge run`: the parked car becomes an event."""
+    config = tmp_path / "local.yaml"
+    config.write_text(
+        (REPO_ROOT / "edge" / "examples" / "parking-disabled-bay.yaml").read_text()
+        + "\nevents_out: events.jsonl\n"
+    )
+    doc = yaml.safe_load(config.read_text())
+    doc["cameras"][0]["replay"] = "fast"
+    config.write_text(yaml.safe_dump(doc))
+    agent = build_agent(config)
+    result = agent.run(threading.Event())
+    lines = (tmp_path / "events.jsonl").read_text().splitlines()
+    assert result.published == len(lines) > 0
+    kinds = {decode(Event, line).kind for line in lines}
+    assert EventKind.ILLEGAL_PARKING in kinds
