@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -114,3 +115,41 @@ def test_entry_passes_on_the_agents_config_error(tmp_path: Path) -> None:
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert "device_id" in proc.stderr
     assert not (tmp_path / "cityops-agent.pid").exists()
+
+
+def wait_until(check: Callable[[], bool], what: str, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        assert time.monotonic() < deadline, f"timed out after {timeout_s} s: {what}"
+        time.sleep(0.1)
+
+
+def test_entry_holds_the_update_lock_while_the_outbox_drains(
+    broker_factory: Callable[[], Broker], material: Path, tmp_path: Path
+) -> None:
+    broker = broker_factory()
+    broker.add_user(DEVICE, f"{DEVICE}-pw")
+    broker.server.stop()  # the unit starts while the broker is away: the outbox fills
+    env = release_env(tmp_path, broker)
+    env["CITYOPS_SHARED_DIR"] = str(material)
+    env["CITYOPS_EDGE_UPLINK__BACKOFF_MAX_S"] = "1"
+    lock = Path(env["CITYOPS_UPDATE_LOCK"])
+    proc = subprocess.Popen(
+        ["sh", str(release.FIRMWARE_DIR / "agent" / "entry.sh")],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        wait_until(lock.exists, "update lock taken while messages wait", 60)
+        assert lock.read_text().startswith("cityops-update-lock pid=")
+        broker.server.start()
+        wait_until(lambda: not lock.exists(), "update lock released once drained", 60)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _out, err = proc.communicate(timeout=60)
+    log = err.decode()
+    assert proc.returncode == 0, log[-3000:]
+    assert "update lock taken" in log
+    assert "update lock released" in log
+    assert not lock.exists()
