@@ -13,6 +13,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 _TEMPLATE = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+_TABLE_ATTRS = frozenset({"packetType", "types", "names", "properties"})
 
 
 class SharedTableProperties(Properties):
@@ -23,6 +24,11 @@ class SharedTableProperties(Properties):
         self.types = _TEMPLATE.types
         self.names = _TEMPLATE.names
         self.properties = _TEMPLATE.properties
+
+    def clear(self) -> None:
+        """Drop the property values (paho's version probes every known name with hasattr)."""
+        for key in [k for k in vars(self) if k not in _TABLE_ATTRS]:
+            delattr(self, key)
 
 
 def install() -> bool:

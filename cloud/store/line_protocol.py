@@ -9,7 +9,6 @@ The id itself stays a field: never a tag (one series per event would explode car
 
 import base64
 import math
-import uuid
 from collections.abc import Iterable
 
 from cloud.store.records import event_body, telemetry_body, to_us
@@ -38,7 +37,7 @@ _TELEMETRY_INTS = ("outbox_depth", "dropped_events", "dropped_telemetry")
 
 def id_offset_ns(event_id: str) -> int:
     """Sub-millisecond nanoseconds derived from the random bits of the event id."""
-    return (uuid.UUID(event_id).int & 0xFFFFF) % 1_000_000
+    return int(event_id[-5:], 16) % 1_000_000  # the low 20 bits of the UUID
 
 
 def event_time_ns(event: Event) -> int:
