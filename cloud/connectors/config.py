@@ -108,11 +108,21 @@ class MqttBridgeSource(SourceBase):
     port: int = Field(default=1883, ge=1, le=65535)
     username: str | None = None
     password_env: str | None = None
-    tls_ca: Path | None = None
+    tls_ca: Path | None = Field(default=None, description="CA file; enables TLS when set.")
+    tls_cert: Path | None = Field(default=None, description="Client certificate (mutual TLS).")
+    tls_key: Path | None = Field(default=None, description="Key of the client certificate.")
     topics: list[str] = Field(min_length=1, description="Topic filters, wildcards allowed.")
     qos: Literal[0, 1, 2] = 1
     reconnect_initial_s: float = Field(default=1.0, gt=0)
     reconnect_max_s: float = Field(default=60.0, gt=0)
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> Self:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tls_cert: set tls_cert and tls_key together")
+        if self.tls_cert is not None and self.tls_ca is None:
+            raise ValueError("tls_ca: a client certificate needs the broker's CA (tls_ca)")
+        return self
 
 
 class FileDropSource(SourceBase):

@@ -36,6 +36,8 @@ class MqttBridge:
         source = self.source
         password = secret_from_env(source.password_env, f"sources.{source.id}.password_env")
         tls = ssl.create_default_context(cafile=str(source.tls_ca)) if source.tls_ca else None
+        if tls is not None and source.tls_cert is not None and source.tls_key is not None:
+            tls.load_cert_chain(str(source.tls_cert), str(source.tls_key))
         return aiomqtt.Client(
             source.host,
             source.port,

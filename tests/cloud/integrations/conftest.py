@@ -16,7 +16,7 @@ from cloud.db.base import Base, make_engine, make_sessionmaker
 from cloud.ops.models import IncidentChange
 from cloud.ops.rules import Router, RoutingConfig
 from cloud.ops.service import OpsService
-from cloud.services.mosquitto import Mosquitto, MosquittoConfig
+from cloud.services.mosquitto import Mosquitto, MosquittoConfig, TlsListener
 from cloud.store.sqlite_ts import SqliteEventStore
 from tests.conftest import need
 
@@ -83,7 +83,7 @@ class PartnerBroker:
         return self.server.port
 
 
-def start_partner_broker(workdir: Path) -> PartnerBroker:
+def start_partner_broker(workdir: Path, tls: TlsListener | None = None) -> PartnerBroker:
     need(shutil.which("mosquitto") is not None, "mosquitto (apt-get install mosquitto)")
     workdir.mkdir(parents=True, exist_ok=True)
     users = {"partner": "partner-pw", "bridge": "bridge-pw"}
@@ -92,7 +92,9 @@ def start_partner_broker(workdir: Path) -> PartnerBroker:
         "user partner\ntopic write partner/#\n\nuser bridge\ntopic read partner/#\n"
     )
     server = Mosquitto(
-        MosquittoConfig(workdir=workdir, password_file=workdir / "passwd", acl_file=workdir / "acl")
+        MosquittoConfig(
+            workdir=workdir, password_file=workdir / "passwd", acl_file=workdir / "acl", tls=tls
+        )
     )
     server.start()
     return PartnerBroker(server=server, users=users)
@@ -106,11 +108,12 @@ def partner_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Partner
 
 
 @pytest.fixture
-def partner_broker_factory(tmp_path: Path) -> Iterator[Callable[[], PartnerBroker]]:
+def partner_broker_factory(tmp_path: Path) -> Iterator[Callable[..., PartnerBroker]]:
+    """Fresh partner brokers (optionally with a TLS listener) for stop/restart and TLS tests."""
     started: list[PartnerBroker] = []
 
-    def make() -> PartnerBroker:
-        broker = start_partner_broker(tmp_path / f"partner-{len(started)}")
+    def make(tls: TlsListener | None = None) -> PartnerBroker:
+        broker = start_partner_broker(tmp_path / f"partner-{len(started)}", tls)
         started.append(broker)
         return broker
 

@@ -3,6 +3,7 @@
 import asyncio
 import contextlib
 import json
+import shutil
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -14,6 +15,7 @@ import pytest
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from cloud.broker.certs import issue_cert, make_ca
 from cloud.connectors.config import (
     FileDropSource,
     MqttBridgeSource,
@@ -26,12 +28,15 @@ from cloud.connectors.mqtt_bridge import MqttBridge
 from cloud.connectors.poller import PollError, RestPoller
 from cloud.connectors.writer import StoreEventWriter
 from cloud.ops.models import ChangeType
+from cloud.services.mosquitto import TlsListener
+from cloud.services.ports import free_port
 from cloud.store.base import StoreUnavailableError
 from shared.events import Event, EventKind, Severity
 from shared.telemetry import Telemetry
 from tests.cloud.integrations.conftest import PartnerBroker, Pipeline
 from tests.cloud.integrations.servers import serve_in_thread
 from tests.cloud.integrations.waits import eventually
+from tests.conftest import need
 
 BASE = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
 AIR_MAPPING = {
@@ -449,3 +454,41 @@ async def test_mqtt_bridge_holds_messages_while_the_store_is_down(
     assert writer.failures == 0
     assert intake.health.errors_total == 2
     assert len([c for c in pipeline.changes if c.type is ChangeType.CREATED]) == 1
+
+
+async def test_mqtt_bridge_mutual_tls(
+    tmp_path: Path, pipeline: Pipeline, partner_broker_factory: Callable[..., PartnerBroker]
+) -> None:
+    """The partner's broker only takes clients with a certificate from its CA (CN = user)."""
+    need(shutil.which("openssl") is not None, "openssl")
+    ca = make_ca(tmp_path / "partner-ca", name="Partner CA")
+    server = issue_cert(ca, tmp_path / "server", "localhost", server_names=["127.0.0.1"])
+    client = issue_cert(ca, tmp_path / "client", "bridge")
+    tls_port = free_port()
+    broker = partner_broker_factory(
+        tls=TlsListener(port=tls_port, cafile=ca.cert, certfile=server.cert, keyfile=server.key)
+    )
+    source = MqttBridgeSource.model_validate(
+        {
+            "id": "tls-partner",
+            "type": "mqtt_bridge",
+            "host": "127.0.0.1",
+            "port": tls_port,
+            "tls_ca": str(ca.cert),
+            "tls_cert": str(client.cert),
+            "tls_key": str(client.key),
+            "topics": ["partner/#"],
+            "mapping": {"time": "t"},
+        }
+    )
+    hub = ConnectorHub(SourcesConfig(sources=[source]), pipeline.writer)
+    bridge = MqttBridge(source, hub.intakes["tls-partner"])
+    async with (
+        running(bridge),
+        aiomqtt.Client(
+            broker.host, broker.port, username="partner", password=broker.users["partner"]
+        ) as partner,
+    ):
+        now = datetime.now(UTC).isoformat()
+        await partner.publish("partner/a", json.dumps({"t": now}), qos=1)
+        await eventually(lambda: hub.intakes["tls-partner"].health.events_total == 1)
