@@ -15,6 +15,7 @@ from firmware.sensor_node.node import SensorNode
 from firmware.sensor_node.ringbuf import MemoryStorage, RingBuffer
 from shared.clock import utcnow
 from shared.codec import decode
+from shared.commands import CommandAck
 from shared.events import Event, Phase
 from shared.telemetry import Telemetry
 from tests.conftest import Broker
@@ -127,3 +128,29 @@ def test_host_runner_publishes_the_street_scene(mosquitto: Broker, tmp_path: Pat
         "pm25": [Phase.START, Phase.END, Phase.START],
         "noise": [Phase.START, Phase.END, Phase.START],
     }
+
+
+def test_applied_config_survives_deep_sleep_and_its_ack_waits_in_flash() -> None:
+    board = SimulatedBoard()
+    storage = MemoryStorage(16 * 512)
+    clock = SimClock(int(utcnow().timestamp() * 1000) - 60_000)
+    node = wake(board, storage, clock)
+    config = (
+        b'{"v":1,"device_id":"node-sleepy","version":3,"telemetry_interval_s":600,'
+        b'"location":{"lat":38.7,"lon":-9.1},"sensors":{"deep_sleep":true,"thresholds":'
+        b'[{"id":"hot","reading":"temperature_c","level":30,"clear":28,"severity":"high"}]}}'
+    )
+    node._on_message(b"cityops/v1/node-sleepy/config", config)
+    node.save_state()
+    woken = wake(board, storage, clock)
+    assert woken.config.version == 3
+    assert woken.config.interval_s == 600
+    assert woken.config.deep_sleep
+    assert woken.config.location == (38.7, -9.1)
+    assert [(r.id, r.level, r.clear, r.severity) for r in woken.config.thresholds] == [
+        ("hot", 30, 28, "high")
+    ]
+    record = RingBuffer(storage).peek()
+    assert record is not None
+    ack = decode(CommandAck, record.payload)
+    assert (ack.ok, ack.config_version) == (True, 3)
