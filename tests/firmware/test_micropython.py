@@ -3,6 +3,7 @@
 ``firmware/scripts/install-micropython.sh`` installs the npm package into ``.cache/micropython``.
 """
 
+import json
 import shutil
 import subprocess
 import sys
@@ -14,6 +15,7 @@ from tests.conftest import need
 
 REPO = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
+RUNNER = REPO / "firmware/scripts/run-micropython.mjs"
 MPY_PACKAGE = "node_modules/@micropython/micropython-webassembly-pyscript"
 MPY_MJS = REPO / ".cache/micropython" / MPY_PACKAGE / "micropython.mjs"
 
@@ -33,7 +35,7 @@ def micropython() -> Path:
 
 def run_micropython(mjs: Path, script: Path) -> str:
     proc = subprocess.run(
-        ["node", str(HERE / "mpy_runner.mjs"), str(mjs), str(REPO), str(script)],
+        ["node", str(RUNNER), str(mjs), str(REPO), str(script)],
         capture_output=True,
         text=True,
         timeout=120,
@@ -75,7 +77,7 @@ def test_runner_reports_python_errors(micropython: Path, tmp_path: Path) -> None
     script = tmp_path / "broken.py"
     script.write_text("from dataclasses import dataclass\n")
     proc = subprocess.run(
-        ["node", str(HERE / "mpy_runner.mjs"), str(micropython), str(REPO), str(script)],
+        ["node", str(RUNNER), str(micropython), str(REPO), str(script)],
         capture_output=True,
         text=True,
         timeout=120,
@@ -115,3 +117,31 @@ def test_device_layer_compiles_under_micropython(micropython: Path, tmp_path: Pa
         *(f"{p.name} ok" for p in sources),
         "probe rejected",  # proof that compile() checks MicroPython's grammar, not CPython's
     ]
+
+
+def test_benchmark_prints_json_with_a_cpython_baseline(micropython: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "firmware.sensor_node.host.bench"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        cwd=REPO,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    report = json.loads(proc.stdout)
+    results = report["results"]
+    assert set(results) == {
+        "dba_100ms_16khz",
+        "telemetry_encode",
+        "ring_push_pop_300b",
+        "threshold_event",
+        "uuid7",
+        "crc32_300b",
+    }
+    for row in results.values():
+        assert row["cpython_us"] > 0
+        assert row["micropython_wasm_us"] > 0
+        assert row["ratio_vs_cpython"] == pytest.approx(
+            row["micropython_wasm_us"] / row["cpython_us"], rel=0.05, abs=0.1
+        )

@@ -1,5 +1,5 @@
 // Run a Python script under the MicroPython WebAssembly port, with the sensor node's pure
-// modules copied into its /lib. Usage: node mpy_runner.mjs <micropython.mjs> <repo root> <script>
+// modules copied into its /lib. Usage: node run-micropython.mjs <micropython.mjs> <repo> <script>
 // Prints the script's stdout; exits 1 with the traceback on a Python error.
 import { readFileSync, readdirSync, statSync } from "node:fs";
 import { join, relative } from "node:path";
