@@ -95,6 +95,11 @@ class IngestSettings(BaseModel):
     dead_letter_payload_bytes: int = Field(
         default=2048, ge=0, le=65_536, description="Raw payload bytes kept with a dead letter."
     )
+    dead_letter_max_rows: int = Field(
+        default=100_000,
+        ge=10,
+        description="Dead letters kept; older ones are deleted, so a flood cannot fill the disk.",
+    )
     retry_initial_s: float = Field(
         default=0.5, gt=0.0, description="First wait before retrying a store that is down."
     )

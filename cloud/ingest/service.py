@@ -53,7 +53,6 @@ _CHANNEL_OF: dict[type, str] = {
 }
 _SHARED_CHANNELS = (Channel.EVENT, Channel.TELEMETRY, Channel.CMD_ACK)
 _IDLE_WAIT_S = 0.5
-_PRUNE_EVERY_S = 3600.0
 
 
 class Stopped(Exception):  # noqa: N818 - a signal, not an error
@@ -83,6 +82,8 @@ class Ingestor:
         self._generation = 0
         self._stop = asyncio.Event()
         self._last_prune = 0.0
+        self.prune_every_s = 60.0
+        """How often remembered ids and dead letters are trimmed."""
 
     @property
     def registry(self) -> CollectorRegistry:
@@ -360,17 +361,19 @@ class Ingestor:
 
     async def _maybe_prune(self) -> None:
         now = time.monotonic()
-        if now - self._last_prune < _PRUNE_EVERY_S:
+        if now - self._last_prune < self.prune_every_s:
             return
         self._last_prune = now
         oldest = utcnow() - timedelta(seconds=self.settings.ingest.dedup_window_s)
+        keep = self.settings.ingest.dead_letter_max_rows
         try:
-            removed = await asyncio.to_thread(self.state.forget_before, oldest)
+            forgotten = await asyncio.to_thread(self.state.forget_before, oldest)
+            trimmed = await asyncio.to_thread(self.state.trim_dead_letters, keep)
         except SQLAlchemyError as exc:
-            log.warning("could not prune remembered event ids: %s", exc)
+            log.warning("could not trim ingest tables: %s", exc)
             return
-        if removed:
-            log.info("forgot %d event ids older than the dedup window", removed)
+        if forgotten or trimmed:
+            log.info("forgot %d old event ids, deleted %d old dead letters", forgotten, trimmed)
 
 
 def _writer(store: EventStore, item: object) -> Callable[[], Awaitable[None]]:

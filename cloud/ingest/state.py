@@ -6,7 +6,7 @@ Synchronous SQLAlchemy; the service calls it through ``asyncio.to_thread``.
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
-from sqlalchemy import Engine, Executable, delete, insert, select
+from sqlalchemy import Engine, Executable, delete, func, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -86,6 +86,15 @@ class IngestState:
                 device = Device(id=u.device_id)
                 session.add(device)
             _apply(device, u)
+
+    def trim_dead_letters(self, keep: int) -> int:
+        """Delete all but the newest *keep* dead letters; return how many went."""
+        with Session(self.engine) as session, session.begin():
+            newest = session.scalar(select(func.max(DeadLetter.id)))
+            if newest is None or newest <= keep:
+                return 0
+            result = session.execute(delete(DeadLetter).where(DeadLetter.id <= newest - keep))
+            return int(getattr(result, "rowcount", 0) or 0)
 
     def forget_before(self, oldest: datetime) -> int:
         """Drop remembered ids minted before *oldest* (outside the dedup window)."""

@@ -290,3 +290,33 @@ async def test_stored_messages_are_acknowledged_and_never_come_back(
 
 async def _stored_count(running: Running, n: int) -> bool:
     return running.ingestor.stats().stored_events >= n
+
+
+async def test_a_flood_of_bad_input_keeps_only_the_newest_dead_letters(
+    mosquitto: Broker, store_settings: StoreSettings, tmp_path: Path, admin: Publisher
+) -> None:
+    settings = make_settings(
+        mosquitto, store_settings, tmp_path, "flood", dead_letter_max_rows=40, batch_size=25
+    )
+    async with run_ingestor(settings) as running:
+        running.ingestor.prune_every_s = 0.0
+        for i in range(120):
+            admin.raw(topic("dev-a", Channel.EVENT), f"garbage {i}".encode())
+        admin.flush()
+        await eventually(lambda: _received(running, 120), 10, "120 messages")
+        admin.raw(topic("dev-a", Channel.EVENT), b"last one")
+        admin.flush()
+        await eventually(lambda: _received(running, 121), 10, "the last message")
+
+        def letters() -> list[str]:
+            with Session(running.engine) as s:
+                return list(s.scalars(select(DeadLetter.payload).order_by(DeadLetter.id)))
+
+        async def trimmed() -> bool:
+            return len(await asyncio.to_thread(letters)) <= 40
+
+        await eventually(trimmed, 10, "trimmed dead letters")
+        kept = await asyncio.to_thread(letters)
+        assert kept[-1] == "last one"
+        assert "garbage 0" not in kept
+        assert running.ingestor.stats().rejected == {"invalid_json": 121}
