@@ -75,7 +75,9 @@ class StaticForeground:
             assert self._long is not None  # noqa: S101 - set by _warmup
             self._short = grey.copy()
             self._age = np.zeros_like(grey)
-            self._seen = np.zeros_like(grey)
+            # Where the last warm-up frame agrees with the median, the background is confirmed.
+            agrees = np.abs(grey - self._long) <= p.threshold
+            self._seen = np.where(agrees, p.confirm_s, 0.0).astype(np.float32)
             self._last_ts = ts
             return []
         dt = max(1e-3, ts - (self._last_ts if self._last_ts is not None else ts))

@@ -26,6 +26,8 @@ logger = logging.getLogger(__name__)
 HEAD_FRACTION = 0.3
 """Top part of a person box that holds the head."""
 FACE_MARGIN = 0.25
+BLOCKS = 5
+"""A face becomes at most BLOCKS×BLOCKS flat squares: a shape, no identity."""
 RAW_SCORE_LIMIT = 80.0
 INPUT = 256
 STRIDES = (16, 32, 32, 32)
@@ -75,7 +77,7 @@ def pixelate(image: Image, rect: Rect) -> None:
     if x2 - x1 < 2 or y2 - y1 < 2:  # noqa: PLR2004
         return
     roi = image[y1:y2, x1:x2]
-    bw, bh = max(1, (x2 - x1) // 8), max(1, (y2 - y1) // 8)
+    bw, bh = min(BLOCKS, x2 - x1), min(BLOCKS, y2 - y1)
     small = cv2.resize(roi, (bw, bh), interpolation=cv2.INTER_AREA)
     image[y1:y2, x1:x2] = cv2.resize(small, (x2 - x1, y2 - y1), interpolation=cv2.INTER_NEAREST)
 
