@@ -7,11 +7,11 @@ BIN := $(VENV)/bin
 APT_PACKAGES := mosquitto mosquitto-clients influxdb openssl
 STAMP := $(VENV)/.installed
 
-.PHONY: test demo install apt venv lint typecheck pytest bench clean
+.PHONY: test demo install apt venv micropython lint typecheck pytest bench clean
 
 test: install lint typecheck pytest
 
-install: apt $(STAMP)
+install: apt $(STAMP) micropython
 
 apt:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -25,6 +25,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[edge,cloud,provisioning]' --group dev
 	touch $(STAMP)
+
+micropython:
+	bash firmware/scripts/install-micropython.sh
 
 lint:
 	$(BIN)/ruff check .
