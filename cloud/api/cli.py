@@ -134,4 +134,3 @@ def serve(
         port=port or settings.api.port,
         log_level=log_level.lower(),
     )
-

@@ -101,6 +101,9 @@ async def websocket(
     header = websocket.headers.get("authorization", "")
     scheme, _, credential = header.partition(" ")
     key = credential if scheme.lower() == "bearer" and credential else token
+    # Accept first, then close with an application code: browsers do not expose the HTTP
+    # status of a refused handshake, but they do expose close codes and reasons.
+    await websocket.accept()
     try:
         principal = principal_of(ctx, key)
     except ApiError:
@@ -109,7 +112,6 @@ async def websocket(
     if not principal.can(Permission.LIVE):
         await websocket.close(code=_CLOSE_FORBIDDEN, reason="the role cannot read the stream")
         return
-    await websocket.accept()
     sub = ctx.live.subscribe(principal, live)
     receiver = asyncio.create_task(_drain(websocket))
     try:
