@@ -1,0 +1,114 @@
+"""InfluxDB specifics on a real influxd: Basic auth, retention policy, outage errors, escaping."""
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from pydantic import SecretStr
+
+from cloud.services.influxd import InfluxConfig, Influxd
+from cloud.settings import InfluxSettings
+from cloud.store.base import EventQuery, StoreUnavailableError
+from cloud.store.influx import InfluxEventStore
+from cloud.store.line_protocol import event_line, string_field, tag, telemetry_line
+from tests.cloud.store.factories import make_event, make_telemetry
+from tests.conftest import need
+
+
+@pytest.fixture
+def secured_influxd(tmp_path: Path) -> Iterator[Influxd]:
+    need(Path("/usr/bin/influxd").exists(), "influxd")
+    server = Influxd(InfluxConfig(workdir=tmp_path / "influxd", auth_enabled=True))
+    server.start()
+    # With auth on, influxd accepts exactly one unauthenticated statement: the first admin.
+    server.query("CREATE USER admin WITH PASSWORD 'adm-pw' WITH ALL PRIVILEGES")
+    yield server
+    server.stop()
+
+
+async def test_basic_auth_and_retention_policy(secured_influxd: Influxd) -> None:
+    settings = InfluxSettings(
+        url=secured_influxd.url,
+        database="city",
+        username="admin",
+        password=SecretStr("adm-pw"),
+        retention_policy="short",
+        retention_duration="2d",
+    )
+    store = InfluxEventStore(settings)
+    await store.setup()
+    await store.setup()  # idempotent: the policy exists now and is altered, not re-created
+    event = make_event()
+    await store.write_events([event])
+    assert (await store.query_events(EventQuery())).items == [event]
+    await store.close()
+
+    async with httpx.AsyncClient(auth=("admin", "adm-pw")) as http:
+        resp = await http.get(
+            f"{secured_influxd.url}/query", params={"q": 'SHOW RETENTION POLICIES ON "city"'}
+        )
+    rows = resp.json()["results"][0]["series"][0]["values"]
+    assert next(r[:2] for r in rows if r[0] == "short") == ["short", "48h0m0s"]
+
+    wrong = InfluxEventStore(settings.model_copy(update={"password": SecretStr("nope")}))
+    with pytest.raises(StoreUnavailableError, match="401"):
+        await wrong.write_events([make_event()])
+    await wrong.close()
+
+
+async def test_a_stopped_server_is_unavailable_not_an_error(
+    influx_factory: Callable[[], Influxd],
+) -> None:
+    server = influx_factory()
+    store = InfluxEventStore(InfluxSettings(url=server.url, database="city", timeout_s=2))
+    await store.setup()
+    server.stop()
+    with pytest.raises(StoreUnavailableError, match="unreachable"):
+        await store.write_events([make_event()])
+    with pytest.raises(StoreUnavailableError):
+        await store.query_events(EventQuery())
+    await store.close()
+
+
+def test_token_auth_sends_the_token_header() -> None:
+    store = InfluxEventStore(InfluxSettings(token=SecretStr("t0ken")))
+    assert store._client.headers["Authorization"] == "Token t0ken"
+
+
+def test_line_protocol_escaping() -> None:
+    assert tag("a b,c=d") == r"a\ b\,c\=d"
+    assert string_field('say "hi" \\o/') == r'"say \"hi\" \\o/"'
+    line = event_line(make_event(summary='quote " and \\ and, comma=equals'))
+    measurement_tags, fields, ts = _split(line)
+    assert measurement_tags.startswith("events,device=dev-a,camera=cam-1,")
+    assert fields.startswith('id="')
+    assert ts.isdigit()
+    nan = telemetry_line(make_telemetry(readings={"noise_dba": float("nan"), "ok": 1.5}))
+    assert "r_noise_dba" not in nan
+    assert "r_ok=1.5" in nan
+
+
+def _split(line: str) -> tuple[str, str, str]:
+    """Split a line at its two unescaped, unquoted spaces."""
+    parts: list[str] = []
+    current = ""
+    quoted = escaped = False
+    for ch in line:
+        if escaped:
+            current += ch
+            escaped = False
+        elif ch == "\\":
+            current += ch
+            escaped = True
+        elif ch == '"':
+            current += ch
+            quoted = not quoted
+        elif ch == " " and not quoted:
+            parts.append(current)
+            current = ""
+        else:
+            current += ch
+    parts.append(current)
+    assert len(parts) == 3, parts
+    return parts[0], parts[1], parts[2]
