@@ -31,6 +31,9 @@ class EmailTarget(_Strict):
     smtp_host: str
     smtp_port: int = Field(default=25, ge=1, le=65535)
     security: Literal["none", "starttls", "tls"] = "none"
+    tls_ca: Path | None = Field(
+        default=None, description="CA file to trust for the SMTP server; system CAs when unset."
+    )
     username: str | None = None
     password_env: str | None = Field(default=None, description="Env var with the SMTP password.")
     sender: str = Field(pattern=r"^[^@\s]+@[^@\s]+$")

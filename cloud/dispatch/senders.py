@@ -102,7 +102,7 @@ class EmailSender:
 
     def _send_sync(self, message: EmailMessage) -> None:
         target = self.target
-        context = ssl.create_default_context()
+        context = ssl.create_default_context(cafile=str(target.tls_ca) if target.tls_ca else None)
         smtp: smtplib.SMTP
         if target.security == "tls":
             smtp = smtplib.SMTP_SSL(

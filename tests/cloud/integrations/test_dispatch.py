@@ -2,22 +2,27 @@
 
 import asyncio
 import json
+import shutil
+import ssl
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email import message_from_bytes
 from email.message import Message
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from cloud.broker.certs import issue_cert, make_ca
 from cloud.connectors.signing import SignatureError, verify
-from cloud.dispatch.config import DispatchConfig
+from cloud.dispatch.config import DispatchConfig, DispatchRoute, EmailTarget
 from cloud.dispatch.dispatcher import Dispatcher
 from cloud.dispatch.routes import build_dispatch_router
 from cloud.dispatch.tables import DeliveryStatus, create_tables
@@ -29,6 +34,7 @@ from shared.ids import new_id
 from tests.cloud.integrations.conftest import Pipeline
 from tests.cloud.integrations.servers import serve_in_thread
 from tests.cloud.integrations.waits import eventually
+from tests.conftest import need
 
 SECRET = "department-shared-secret"
 OPERATOR = Actor(name="ana (k1)", role="operator", source="127.0.0.1")
@@ -308,3 +314,104 @@ async def test_two_dispatchers_never_send_one_delivery_twice(
     await asyncio.gather(first.deliver_due(), second.deliver_due(), first.deliver_due())
     assert len(sender.sent) == 2
     assert len(set(sender.sent)) == 2
+
+
+class LoginMailbox(Mailbox):
+    """A mailbox that also records who logged in (SMTP AUTH after STARTTLS)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.logins: list[str] = []
+
+    def authenticate(
+        self, _server: Any, _session: Any, _envelope: Any, mechanism: str, auth_data: Any
+    ) -> AuthResult:
+        ok = auth_data.login == b"cityops" and auth_data.password == b"smtp-pw"
+        if ok:
+            self.logins.append(f"{mechanism}:{auth_data.login.decode()}")
+        return AuthResult(success=ok)
+
+
+# aiosmtpd itself sets its deprecated Session.login_data after a login (in its server thread).
+@pytest.mark.filterwarnings("ignore:Session.login_data is deprecated:DeprecationWarning")
+async def test_email_over_starttls_with_login(
+    tmp_path: Path, pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    need(shutil.which("openssl") is not None, "openssl")
+    ca = make_ca(tmp_path / "ca", name="Mail CA")
+    cert = issue_cert(ca, tmp_path / "smtp", "localhost", server_names=["127.0.0.1", "localhost"])
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_tls.load_cert_chain(str(cert.cert), str(cert.key))
+    mailbox = LoginMailbox()
+    port = free_port()
+    controller = Controller(
+        mailbox,
+        hostname="127.0.0.1",
+        port=port,
+        tls_context=server_tls,
+        require_starttls=True,
+        authenticator=mailbox.authenticate,
+        auth_required=True,
+    )
+    controller.start()
+    monkeypatch.setenv("TEST_SMTP_PW", "smtp-pw")
+    try:
+        target = EmailTarget.model_validate(
+            {
+                "type": "email",
+                "smtp_host": "127.0.0.1",
+                "smtp_port": port,
+                "security": "starttls",
+                "tls_ca": str(ca.cert),
+                "username": "cityops",
+                "password_env": "TEST_SMTP_PW",
+                "sender": "cityops@lisboa.example",
+                "recipients": ["pc@lisboa.example"],
+            }
+        )
+        create_tables(pipeline.sessions.kw["bind"])
+        config = DispatchConfig(
+            routes=[DispatchRoute(id="pc-mail", departments=["*"], target=target)]
+        )
+        dispatcher = Dispatcher(config, pipeline.sessions)
+        pipeline.ops.add_listener(dispatcher.on_change)
+        await pipeline.writer.write_events([parking_event()])
+        assert await dispatcher.deliver_due() == 1
+        assert len(mailbox.messages) == 1
+        assert mailbox.logins == ["PLAIN:cityops"]
+        [row] = dispatcher.list_deliveries()
+        assert row.status is DeliveryStatus.DELIVERED
+    finally:
+        controller.stop()
+
+
+class RejectingMailbox:
+    async def handle_DATA(self, _server: Any, _session: Any, _envelope: Any) -> str:  # noqa: N802 - aiosmtpd hook name
+        return "554 5.7.1 Message rejected by policy"
+
+
+async def test_smtp_permanent_rejection_is_dead_at_once(pipeline: Pipeline) -> None:
+    port = free_port()
+    controller = Controller(RejectingMailbox(), hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        target = EmailTarget(
+            type="email",
+            smtp_host="127.0.0.1",
+            smtp_port=port,
+            sender="cityops@lisboa.example",
+            recipients=["pc@lisboa.example"],
+        )
+        create_tables(pipeline.sessions.kw["bind"])
+        config = DispatchConfig(routes=[DispatchRoute(id="pc", departments=["*"], target=target)])
+        dispatcher = Dispatcher(config, pipeline.sessions)
+        pipeline.ops.add_listener(dispatcher.on_change)
+        await pipeline.writer.write_events([parking_event()])
+        assert await dispatcher.deliver_due() == 1
+    finally:
+        controller.stop()
+    [row] = dispatcher.list_deliveries()
+    assert row.status is DeliveryStatus.DEAD
+    assert row.attempts == 1
+    assert row.last_error is not None
+    assert row.last_error.startswith("SMTP 554")
