@@ -14,11 +14,10 @@ from datetime import datetime
 from edge.detect.regions import Rect
 from edge.motion.static import StaticBlob
 from edge.rules.zones import (
-    coverage,
+    Shape,
     distance_to_rect,
     dwell_limit,
     line_side,
-    point_in_polygon,
 )
 from edge.track.tracker import Track
 from shared.config import CameraConfig, LineConfig, RuleParams, Zone, ZoneKind
@@ -99,6 +98,7 @@ class RuleEngine:
         self.timezone = timezone
         self._episodes: dict[str, _Episode] = {}
         self._line_side: dict[tuple[str, int], int] = {}
+        self._shapes: dict[str, Shape] = {}
         self.line_counts: dict[str, dict[str, int]] = {}
         self._seq = 0
 
@@ -106,6 +106,13 @@ class RuleEngine:
         """Swap zones and parameters; episodes of zones that are gone end at the next frame."""
         self.camera = camera
         self.timezone = timezone
+        self._shapes.clear()
+
+    def _shape(self, zone: Zone) -> Shape:
+        shape = self._shapes.get(zone.id)
+        if shape is None:
+            shape = self._shapes[zone.id] = Shape.of(zone.polygon)
+        return shape
 
     @property
     def params(self) -> RuleParams:
@@ -154,6 +161,7 @@ class RuleEngine:
         ts: float,
     ) -> list[_Hit]:
         p = self.params
+        shape = self._shape(zone)
         if zone.kind is ZoneKind.NO_PARKING:
             labels = set(zone.labels or p.vehicle_labels)
             return [
@@ -162,23 +170,18 @@ class RuleEngine:
                 if t.label in labels
                 and t.score >= p.min_score
                 and t.stationary_since is not None
-                and point_in_polygon(t.center, zone.polygon)
-                and coverage(t.box, zone.polygon) >= ZONE_COVER
+                and shape.contains(t.center)
+                and shape.coverage(t.box) >= ZONE_COVER
             ]
         if zone.kind is ZoneKind.ABANDONED_WATCH:
             return [
                 _Hit(b.id, b.box, b.static_since, (ObjectRef("object", 1.0, b.box),))
                 for b in blobs
-                if point_in_polygon(b.box.center, zone.polygon)
-                and not self._is_known_object(b, tracks)
+                if shape.contains(b.box.center) and not self._is_known_object(b, tracks)
             ]
         if zone.kind is ZoneKind.CROWDING:
             people = set(zone.labels or p.person_labels)
-            inside = [
-                t
-                for t in live
-                if t.label in people and point_in_polygon(t.box.bottom_center, zone.polygon)
-            ]
+            inside = [t for t in live if t.label in people and shape.contains(t.box.bottom_center)]
             if zone.max_people is not None and len(inside) > zone.max_people:
                 box = Rect(
                     min(t.box.x1 for t in inside),

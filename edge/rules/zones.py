@@ -1,6 +1,7 @@
 """Zone geometry and time-of-day dwell limits."""
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -23,6 +24,39 @@ def point_in_polygon(point: Point, polygon: Sequence[Point]) -> bool:
             inside = not inside
         j = i
     return inside
+
+
+@dataclass(frozen=True, slots=True)
+class Shape:
+    """A zone polygon with what makes tests on it cheap: its bounding box, and whether it is
+    an axis-aligned rectangle (then coverage is exact arithmetic, not sampling).
+    """
+
+    polygon: tuple[Point, ...]
+    bbox: Rect
+    is_rect: bool
+
+    @classmethod
+    def of(cls, polygon: Sequence[Point]) -> "Shape":
+        pts = tuple((float(x), float(y)) for x, y in polygon)
+        xs, ys = {p[0] for p in pts}, {p[1] for p in pts}
+        bbox = Rect(min(xs), min(ys), max(xs), max(ys))
+        return cls(pts, bbox, len(pts) == 4 and len(xs) == 2 and len(ys) == 2)  # noqa: PLR2004
+
+    def contains(self, point: Point) -> bool:
+        b = self.bbox
+        if not (b.x1 <= point[0] <= b.x2 and b.y1 <= point[1] <= b.y2):
+            return False
+        return self.is_rect or point_in_polygon(point, self.polygon)
+
+    def coverage(self, box: Rect) -> float:
+        if box.area <= 0:
+            return float(self.contains(box.center))
+        if self.is_rect:
+            return box.intersection(self.bbox) / box.area
+        if not box.overlaps(self.bbox):
+            return 0.0
+        return coverage(box, self.polygon)
 
 
 def coverage(box: Rect, polygon: Sequence[Point], grid: int = 5) -> float:

@@ -107,8 +107,9 @@ class Tracker:
         tb = np.array([(t.box.x1, t.box.y1, t.box.x2, t.box.y2) for t in self._tracks])
         db = np.array([(d.box.x1, d.box.y1, d.box.x2, d.box.y2) for d in detections])
         iou = _iou_matrix(tb, db)
-        tk = np.array([self._kind(t.label) for t in self._tracks])
-        dk = np.array([self._kind(d.label) for d in detections])
+        kind = self._kind
+        tk = np.array([kind(t.label) for t in self._tracks])
+        dk = np.array([kind(d.label) for d in detections])
         iou[tk[:, None] != dk[None, :]] = 0.0
         rows, cols = linear_sum_assignment(-iou)
         keep = iou[rows, cols] >= self.params.iou_min
@@ -122,25 +123,23 @@ class Tracker:
 
     def _absorb(self, t: _State, det: Detection, ts: float) -> None:
         p = self.params
-        b = t.box
+        b, d = t.box, det.box
         # A stationary object's box is held: detector jitter must not make a parked car move.
-        held = t.stationary_since is not None and b.iou(det.box) >= p.hold_iou
+        held = t.stationary_since is not None and b.iou(d) >= p.hold_iou
         a = p.hold_smoothing if held else p.smoothing
-        t.prev_center = b.center
-        t.box = Rect(
-            a * b.x1 + (1 - a) * det.box.x1,
-            a * b.y1 + (1 - a) * det.box.y1,
-            a * b.x2 + (1 - a) * det.box.x2,
-            a * b.y2 + (1 - a) * det.box.y2,
-        )
+        c = 1.0 - a
+        t.prev_center = ((b.x1 + b.x2) * 0.5, (b.y1 + b.y2) * 0.5)
+        x1, y1 = a * b.x1 + c * d.x1, a * b.y1 + c * d.y1
+        x2, y2 = a * b.x2 + c * d.x2, a * b.y2 + c * d.y2
+        t.box = Rect(x1, y1, x2, y2)
         t.score = max(det.score, t.score * 0.9)
         if det.label != t.label and det.score > t.score:
             t.label = det.label
         t.last_seen = ts
         t.hits += 1
-        cx, cy = t.box.center
         if ts - t.history[-1][0] < p.sample_s:
             return
+        cx, cy = (x1 + x2) * 0.5, (y1 + y2) * 0.5
         t.history.append((ts, cx, cy))
         while len(t.history) > 2 and ts - t.history[1][0] >= p.window_s:  # noqa: PLR2004
             t.history.popleft()
@@ -184,15 +183,22 @@ class Tracker:
 
 def _speed(history: Sequence[tuple[float, float, float]]) -> float:
     """Least-squares velocity of the centre over *history*: detector jitter averages out."""
-    n = len(history)
-    mt = sum(h[0] for h in history) / n
-    mx = sum(h[1] for h in history) / n
-    my = sum(h[2] for h in history) / n
-    var = sum((h[0] - mt) ** 2 for h in history)
-    if var <= 0.0:
+    t0 = history[0][0]
+    n = st = sx = sy = stt = stx = sty = 0.0
+    for ts, x, y in history:
+        t = ts - t0
+        n += 1.0
+        st += t
+        sx += x
+        sy += y
+        stt += t * t
+        stx += t * x
+        sty += t * y
+    den = n * stt - st * st
+    if den <= 0.0:
         return 0.0
-    vx = sum((h[0] - mt) * (h[1] - mx) for h in history) / var
-    vy = sum((h[0] - mt) * (h[2] - my) for h in history) / var
+    vx = (n * stx - st * sx) / den
+    vy = (n * sty - st * sy) / den
     return float((vx * vx + vy * vy) ** 0.5)
 
 
