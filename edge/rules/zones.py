@@ -28,8 +28,10 @@ def point_in_polygon(point: Point, polygon: Sequence[Point]) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class Shape:
-    """A zone polygon with what makes tests on it cheap: its bounding box, and whether it is
-    an axis-aligned rectangle (then coverage is exact arithmetic, not sampling).
+    """A zone polygon with what makes tests on it cheap.
+
+    Its bounding box, and whether it is an axis-aligned rectangle (then coverage is exact
+    arithmetic, not sampling).
     """
 
     polygon: tuple[Point, ...]
