@@ -29,10 +29,14 @@ Ctx = Annotated[ApiContext, Depends(get_context)]
 def principal_of(ctx: ApiContext, token: str | None) -> Principal:
     if not token:
         raise ApiError(401, "missing credentials: send 'Authorization: Bearer <api key>'")
+    principal = ctx.keys.get(token)
+    if principal is not None:
+        return principal
     with ctx.sessions() as session:
         principal = authenticate(session, token)
     if principal is None:
         raise ApiError(401, "invalid or revoked API key")
+    ctx.keys.put(token, principal)
     return principal
 
 

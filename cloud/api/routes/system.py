@@ -17,7 +17,7 @@ _READY_TIMEOUT_S = 3.0
 
 
 @router.get("/healthz")
-def healthz() -> Health200:
+async def healthz() -> Health200:
     """The process is up."""
     return Health200()
 
@@ -72,11 +72,11 @@ def me(
     "/api/v1/dead-letters",
     tags=["ingest"],
     responses={401: {"model": Problem}, 403: {"model": Problem}, 503: {"model": Problem}},
+    dependencies=[Depends(Require(Permission.DEAD_LETTERS_READ))],
 )
 def dead_letters(
     *,
     ctx: Ctx,
-    principal: Annotated[Principal, Depends(Require(Permission.DEAD_LETTERS_READ))],
     device_id: Annotated[str | None, Query(max_length=63)] = None,
     reason: Annotated[str | None, Query(max_length=32)] = None,
     cursor: Annotated[int | None, Query(ge=1, description="Older than this id.")] = None,
@@ -111,5 +111,4 @@ def dead_letters(
         )
         for r in rows
     ]
-    _ = principal
     return DeadLetterPage(items=items, next_cursor=str(rows[-1].id) if more and rows else None)

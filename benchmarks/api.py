@@ -1,0 +1,336 @@
+"""Operations API benchmark: event queries over 1M events, incident list under load, live latency.
+
+Three measurements, each with a same-run baseline and their ratio:
+
+1. ``query``: p50/p99 of a filtered 24 h event query (kind + 24 h window, 100 per page) through
+   the API over N stored events (SQLite store; default 1,000,000, bulk-written in batches through
+   ``SqliteEventStore.write_events``). Baseline: the same query straight on the store.
+2. ``incidents``: p50/p99 of ``GET /api/v1/incidents?status=open`` with C concurrent clients
+   (default 200) against uvicorn on loopback. Baseline: ``/healthz`` with the same concurrency.
+3. ``live``: publish (MQTT, as a device) -> WebSocket receive p50/p99 through the in-process
+   ingestor and the live hub. Baseline: publish -> receive by a plain MQTT subscriber.
+
+    .venv/bin/python benchmarks/api.py [--events 1000000] [--clients 200] [--probes 200]
+
+Targets: query p99 < 100 ms, live p99 < 500 ms. Prints one JSON document.
+"""
+
+import argparse
+import asyncio
+import json
+import statistics
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import aiomqtt
+import httpx
+import uvicorn
+from fastapi import FastAPI
+from websockets.asyncio.client import connect
+
+from cloud.api.app import create_app
+from cloud.api.settings import ApiOptions, ApiSettings
+from cloud.broker.acl import AclSpec, ServiceAccount, ServiceRole, render_acl
+from cloud.broker.passwords import hash_password, password_file
+from cloud.ops.keys import create_api_key
+from cloud.services.mosquitto import Mosquitto, MosquittoConfig
+from cloud.services.ports import free_port
+from cloud.settings import CloudSettings, IngestSettings, MqttClientSettings, StoreSettings
+from cloud.store.base import EventQuery
+from shared.clock import utcnow
+from shared.codec import encode
+from shared.events import Box, DetectedObject, Event, EventKind, Location, Phase, Severity
+from shared.ids import new_id
+from shared.topics import Channel, topic
+
+KINDS = [
+    EventKind.ILLEGAL_PARKING,
+    EventKind.ABANDONED_OBJECT,
+    EventKind.CROWDING,
+    EventKind.LINE_CROSSING,
+    EventKind.SENSOR_THRESHOLD,
+]
+DEVICES = [f"cam-{i:03d}" for i in range(200)]
+ZONES = [f"zone-{i}" for i in range(10)]
+SEVERITIES = [Severity.LOW, Severity.MEDIUM, Severity.HIGH]
+BATCH = 20_000
+
+
+def percentiles(samples: list[float]) -> dict[str, float]:
+    ordered = sorted(samples)
+    p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+    return {
+        "n": len(ordered),
+        "p50_ms": round(statistics.median(ordered) * 1000, 2),
+        "p99_ms": round(p99 * 1000, 2),
+        "max_ms": round(ordered[-1] * 1000, 2),
+    }
+
+
+def template_event(index: int) -> Event:
+    now = utcnow()
+    return Event(
+        id=new_id(),
+        device_id=DEVICES[index % len(DEVICES)],
+        camera_id="cam-1",
+        kind=KINDS[index % len(KINDS)],
+        severity=SEVERITIES[index % len(SEVERITIES)],
+        started_at=now - timedelta(seconds=60),
+        observed_at=now,
+        zone_id=ZONES[index % len(ZONES)],
+        location=Location(lat=38.70 + (index % 100) / 1000, lon=-9.15 + (index % 97) / 1000),
+        objects=[
+            DetectedObject(
+                label="car", score=0.8, box=Box(x1=0.1, y1=0.2, x2=0.3, y2=0.5), track_id=index
+            )
+        ],
+        dwell_s=60.0,
+        summary="benchmark event",
+    )
+
+
+async def fill_store(app: FastAPI, count: int, span: timedelta) -> float:
+    """Write *count* events spread evenly over *span* up to now; returns seconds taken."""
+    templates = [template_event(i) for i in range(997)]
+    now = utcnow()
+    step = span / count
+    store = app.state.store
+    started = time.perf_counter()
+    batch: list[Event] = []
+    for i in range(count):
+        observed = now - step * i - timedelta(seconds=1)
+        batch.append(
+            templates[i % len(templates)].model_copy(
+                update={
+                    "id": new_id(int(observed.timestamp() * 1000)),
+                    "observed_at": observed,
+                    "started_at": observed - timedelta(seconds=60),
+                    "device_id": DEVICES[(i * 7) % len(DEVICES)],
+                }
+            )
+        )
+        if len(batch) == BATCH:
+            await store.write_events(batch)
+            batch = []
+    await store.write_events(batch)
+    return time.perf_counter() - started
+
+
+async def timed(samples: list[float], call: Callable[[], Awaitable[Any]]) -> Any:
+    started = time.perf_counter()
+    result = await call()
+    samples.append(time.perf_counter() - started)
+    return result
+
+
+async def bench_query(app: FastAPI, key: str, rounds: int) -> dict[str, Any]:
+    now = utcnow()
+    start, end = now - timedelta(hours=24), now
+    query = EventQuery(start=start, end=end, kinds=[EventKind.ILLEGAL_PARKING], limit=100)
+    params = {
+        "start": start.isoformat(),
+        "end": end.isoformat(),
+        "kind": "illegal_parking",
+        "limit": "100",
+    }
+    store_samples: list[float] = []
+    api_samples: list[float] = []
+    transport = httpx.ASGITransport(app=app)
+    headers = {"Authorization": f"Bearer {key}"}
+    async with httpx.AsyncClient(transport=transport, base_url="http://api") as http:
+        for _ in range(5):  # warm caches
+            await app.state.store.query_events(query)
+            await http.get("/api/v1/events", params=params, headers=headers)
+        items = 0
+        for _ in range(rounds):
+            page = await timed(store_samples, lambda: app.state.store.query_events(query))
+            response = await timed(
+                api_samples, lambda: http.get("/api/v1/events", params=params, headers=headers)
+            )
+            assert response.status_code == 200, response.text
+            items = len(response.json()["items"])
+            assert items == len(page.items)
+    api, store = percentiles(api_samples), percentiles(store_samples)
+    return {
+        "filter": "kind=illegal_parking, last 24 h, limit 100",
+        "items_per_page": items,
+        "api": api,
+        "store_baseline": store,
+        "ratio_p99_api_over_store": round(api["p99_ms"] / max(store["p99_ms"], 1e-6), 2),
+        "target_p99_ms": 100,
+        "meets_target": api["p99_ms"] < 100,
+    }
+
+
+async def serve(app: FastAPI) -> tuple[uvicorn.Server, "asyncio.Task[None]", str]:
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", backlog=2048)
+    )
+    task = asyncio.create_task(server.serve())
+    while not server.started:  # noqa: ASYNC110 - uvicorn has no started event
+        await asyncio.sleep(0.02)
+    return server, task, f"http://127.0.0.1:{port}"
+
+
+async def bench_incidents(app: FastAPI, url: str, key: str, clients: int) -> dict[str, Any]:
+    events = [
+        template_event(i).model_copy(update={"kind": EventKind.ABANDONED_OBJECT})
+        for i in range(2000)
+    ]
+    await asyncio.to_thread(app.state.ops.apply_events, events)
+    headers = {"Authorization": f"Bearer {key}"}
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+
+    async def load(path: str, per_client: int) -> tuple[list[float], float]:
+        samples: list[float] = []
+        async with httpx.AsyncClient(base_url=url, limits=limits, timeout=60) as http:
+
+            async def one_client() -> None:
+                for _ in range(per_client):
+                    response = await timed(samples, lambda: http.get(path, headers=headers))
+                    assert response.status_code == 200, response.text
+
+            started = time.perf_counter()
+            await asyncio.gather(*(one_client() for _ in range(clients)))
+            return samples, time.perf_counter() - started
+
+    await load("/healthz", 1)
+    base, base_wall = await load("/healthz", 5)
+    inc, inc_wall = await load("/api/v1/incidents?status=open&limit=50", 5)
+    api, baseline = percentiles(inc), percentiles(base)
+    return {
+        "clients": clients,
+        "requests": len(inc),
+        "open_incidents": 2000,
+        "api": api | {"req_per_s": round(len(inc) / inc_wall, 1)},
+        "healthz_baseline": baseline | {"req_per_s": round(len(base) / base_wall, 1)},
+        "ratio_p99_over_healthz": round(api["p99_ms"] / max(baseline["p99_ms"], 1e-6), 2),
+    }
+
+
+def mqtt_client(broker: Mosquitto, user: str, password: str) -> aiomqtt.Client:
+    return aiomqtt.Client(
+        broker.host,
+        broker.port,
+        username=user,
+        password=password,
+        identifier=f"bench-{user}-{new_id()[-8:]}",
+        protocol=aiomqtt.ProtocolVersion.V5,
+    )
+
+
+async def bench_live(url: str, key: str, broker: Mosquitto, probes: int) -> dict[str, Any]:
+    ws_url = url.replace("http", "ws") + "/api/v1/live/ws?type=event&device_id=probe-1"
+    live: list[float] = []
+    raw: list[float] = []
+    async with (
+        connect(ws_url, additional_headers={"Authorization": f"Bearer {key}"}) as ws,
+        mqtt_client(broker, "cityops-admin", "admin-pw") as watcher,
+        mqtt_client(broker, "probe-1", "probe-pw") as device,
+    ):
+        await watcher.subscribe(topic("probe-1", Channel.EVENT), qos=1)
+        for _ in range(probes):
+            probe = template_event(0).model_copy(
+                update={"id": new_id(), "device_id": "probe-1", "phase": Phase.UPDATE}
+            )
+            sent = time.perf_counter()
+            await device.publish(topic("probe-1", Channel.EVENT), encode(probe), qos=1)
+            async with asyncio.timeout(10):
+                async for _message in watcher.messages:
+                    raw.append(time.perf_counter() - sent)
+                    break
+                while json.loads(await ws.recv())["data"]["id"] != probe.id:
+                    pass
+            live.append(time.perf_counter() - sent)
+            await asyncio.sleep(0.02)
+    api, baseline = percentiles(live), percentiles(raw)
+    return {
+        "path": "device publish -> broker -> ingest (store write) -> live hub -> WebSocket",
+        "api": api,
+        "mqtt_subscriber_baseline": baseline,
+        "ratio_p99_over_mqtt": round(api["p99_ms"] / max(baseline["p99_ms"], 1e-6), 2),
+        "target_p99_ms": 500,
+        "meets_target": api["p99_ms"] < 500,
+    }
+
+
+def start_broker(workdir: Path) -> Mosquitto:
+    users = {"cityops-admin": "admin-pw", "cityops-ingest": "ingest-pw", "probe-1": "probe-pw"}
+    (workdir / "passwd").write_text(password_file({u: hash_password(p) for u, p in users.items()}))
+    services = [
+        ServiceAccount("cityops-admin", ServiceRole.ADMIN),
+        ServiceAccount("cityops-ingest", ServiceRole.INGEST),
+    ]
+    (workdir / "acl").write_text(render_acl(AclSpec(services=services)))
+    broker = Mosquitto(
+        MosquittoConfig(
+            workdir=workdir,
+            password_file=workdir / "passwd",
+            acl_file=workdir / "acl",
+            persistence=False,
+        )
+    )
+    broker.start()
+    return broker
+
+
+async def main(events: int, clients: int, probes: int, rounds: int) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="cityops-bench-api-") as tmp:
+        work = Path(tmp)
+        broker = start_broker(work)
+        try:
+            settings = ApiSettings(
+                cloud=CloudSettings(
+                    database_url=f"sqlite:///{work / 'state.sqlite'}",
+                    mqtt=MqttClientSettings(
+                        host=broker.host,
+                        port=broker.port,
+                        username="cityops-ingest",
+                        password="ingest-pw",  # noqa: S106 - a throwaway benchmark broker
+                        client_id="bench-ingest",
+                    ),
+                    store=StoreSettings(kind="sqlite", sqlite_path=work / "ts.sqlite"),
+                    ingest=IngestSettings(session_expiry_s=0, batch_interval_s=0.02),
+                ),
+                api=ApiOptions(mqtt_enabled=False),
+            )
+            app = create_app(settings, ingest=True)
+            with app.state.sessions() as session:
+                key = create_api_key(session, name="bench", role="admin")
+            await app.state.store.setup()
+            fill_s = await fill_store(app, events, timedelta(days=7))
+            result: dict[str, Any] = {
+                "benchmark": "api",
+                "events_stored": events,
+                "fill_seconds": round(fill_s, 1),
+                "fill_events_per_s": round(events / fill_s),
+            }
+            result["query"] = await bench_query(app, key, rounds)
+            server, task, url = await serve(app)
+            try:
+                await asyncio.wait_for(app.state.ingestor.connected.wait(), 10)
+                result["incidents"] = await bench_incidents(app, url, key, clients)
+                result["live"] = await bench_live(url, key, broker, probes)
+            finally:
+                server.should_exit = True
+                await task
+        finally:
+            broker.stop()
+    return result
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--clients", type=int, default=200)
+    parser.add_argument("--probes", type=int, default=200)
+    parser.add_argument("--rounds", type=int, default=200)
+    args = parser.parse_args()
+    print(
+        json.dumps(asyncio.run(main(args.events, args.clients, args.probes, args.rounds)), indent=2)
+    )
