@@ -53,3 +53,19 @@ def test_replay_missing_video_is_a_clear_error(tmp_path: Path) -> None:
     )
     assert result.exit_code == 2
     assert "no such file" in result.output
+
+
+def test_replay_is_deterministic_in_video_time(material: Path, tmp_path: Path) -> None:
+    outs = []
+    for name in ("a.jsonl", "b.jsonl"):
+        out = tmp_path / name
+        args = ["edge", "replay", VIDEO, "--config", str(CONFIG), "-o", str(out), "-q"]
+        assert runner.invoke(app, args).exit_code == 0
+        outs.append(
+            [
+                (e.kind, e.phase, e.observed_at, e.zone_id, e.attributes.get("episode"))
+                for e in (decode(Event, line) for line in out.read_bytes().splitlines())
+            ]
+        )
+    assert outs[0]
+    assert outs[0] == outs[1]
