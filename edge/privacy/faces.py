@@ -88,6 +88,8 @@ class BlazeFaceBlurrer:
     def __init__(self, model_path: Path | None = None, min_score: float = 0.5) -> None:
         from edge.detect.tflite import _interpreter_class
 
+        if model_path is not None and not model_path.is_file():
+            raise ValueError(f"snapshot.face_model_path: no model file at {model_path}")
         path = model_path or face_model_path()
         self.available = path is not None
         self.min_score = min_score

@@ -227,3 +227,8 @@ def test_run_reads_several_cameras() -> None:
 
     summary = run(pipe, ListSink(), threading.Event(), sources=[ListSource(20), Back(30)])
     assert summary.frames == 50
+
+
+def test_missing_face_model_names_the_setting(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"snapshot\.face_model_path"):
+        BlazeFaceBlurrer(tmp_path / "face.tflite")
