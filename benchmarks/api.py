@@ -6,7 +6,8 @@ Three measurements, each with a same-run baseline and their ratio:
    the API over N stored events (SQLite store; default 1,000,000, bulk-written in batches through
    ``SqliteEventStore.write_events``). Baseline: the same query straight on the store.
 2. ``incidents``: p50/p99 of ``GET /api/v1/incidents?status=open`` with C concurrent clients
-   (default 200) against uvicorn on loopback. Baseline: ``/healthz`` with the same concurrency.
+   (default 200) against ``cityops cloud serve`` in its own process. Baseline: ``/healthz``,
+   same concurrency.
 3. ``live``: publish (MQTT, as a device) -> WebSocket receive p50/p99 through the in-process
    ingestor and the live hub. Baseline: publish -> receive by a plain MQTT subscriber.
 
@@ -19,6 +20,8 @@ import argparse
 import asyncio
 import json
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
@@ -177,18 +180,36 @@ async def serve(app: FastAPI) -> tuple[uvicorn.Server, "asyncio.Task[None]", str
     return server, task, f"http://127.0.0.1:{port}"
 
 
-async def bench_incidents(app: FastAPI, url: str, key: str, clients: int) -> dict[str, Any]:
+async def bench_incidents(app: FastAPI, work: Path, key: str, clients: int) -> dict[str, Any]:
+    """The list served by ``cityops cloud serve`` in its own process (as deployed)."""
     events = [
         template_event(i).model_copy(update={"kind": EventKind.ABANDONED_OBJECT})
         for i in range(2000)
     ]
     await asyncio.to_thread(app.state.ops.apply_events, events)
+    port = free_port()
+    config = work / "serve.yaml"
+    settings: ApiSettings = app.state.settings
+    config.write_text(
+        json.dumps(
+            {
+                "database_url": settings.cloud.database_url,
+                "store": {"kind": "sqlite", "sqlite_path": str(work / "ts.sqlite")},
+                "api": {"port": port, "mqtt_enabled": False},
+            }
+        )
+    )
+    cmd = [sys.executable, "-m", "cityops", "cloud", "serve", "--config", str(config)]
+    proc = subprocess.Popen(  # noqa: ASYNC220 - started once, before the measurement
+        [*cmd, "--no-ingest", "--log-level", "warning"]
+    )
+    url = f"http://127.0.0.1:{port}"
     headers = {"Authorization": f"Bearer {key}"}
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
 
     async def load(path: str, per_client: int) -> tuple[list[float], float]:
         samples: list[float] = []
-        async with httpx.AsyncClient(base_url=url, limits=limits, timeout=60) as http:
+        async with httpx.AsyncClient(base_url=url, limits=limits, timeout=120) as http:
 
             async def one_client() -> None:
                 for _ in range(per_client):
@@ -199,14 +220,27 @@ async def bench_incidents(app: FastAPI, url: str, key: str, clients: int) -> dic
             await asyncio.gather(*(one_client() for _ in range(clients)))
             return samples, time.perf_counter() - started
 
-    await load("/healthz", 1)
-    base, base_wall = await load("/healthz", 5)
-    inc, inc_wall = await load("/api/v1/incidents?status=open&limit=50", 5)
+    try:
+        async with asyncio.timeout(30), httpx.AsyncClient(base_url=url) as probe:
+            while True:
+                try:
+                    if (await probe.get("/healthz")).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    await asyncio.sleep(0.1)
+        await load("/healthz", 1)
+        base, base_wall = await load("/healthz", 5)
+        inc, inc_wall = await load("/api/v1/incidents?status=open&limit=50", 5)
+    finally:
+        proc.terminate()
+        proc.wait(10)
     api, baseline = percentiles(inc), percentiles(base)
     return {
         "clients": clients,
         "requests": len(inc),
         "open_incidents": 2000,
+        "page_size": 50,
+        "server": "cityops cloud serve (own process, 1 worker); clients in the benchmark process",
         "api": api | {"req_per_s": round(len(inc) / inc_wall, 1)},
         "healthz_baseline": baseline | {"req_per_s": round(len(base) / base_wall, 1)},
         "ratio_p99_over_healthz": round(api["p99_ms"] / max(baseline["p99_ms"], 1e-6), 2),
@@ -311,10 +345,10 @@ async def main(events: int, clients: int, probes: int, rounds: int) -> dict[str,
                 "fill_events_per_s": round(events / fill_s),
             }
             result["query"] = await bench_query(app, key, rounds)
+            result["incidents"] = await bench_incidents(app, work, key, clients)
             server, task, url = await serve(app)
             try:
                 await asyncio.wait_for(app.state.ingestor.connected.wait(), 10)
-                result["incidents"] = await bench_incidents(app, url, key, clients)
                 result["live"] = await bench_live(url, key, broker, probes)
             finally:
                 server.should_exit = True

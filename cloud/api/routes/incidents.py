@@ -4,7 +4,7 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
 from cloud.api.deps import Ctx, IncidentScope, Require, actor_of, current_principal
 from cloud.api.problems import ApiError, Problem
@@ -43,7 +43,7 @@ def list_departments(
     return [d for d in ctx.ops.router.departments if principal.sees(d.id)]
 
 
-@router.get("/incidents", responses=_ERRORS)
+@router.get("/incidents", responses=_ERRORS, response_model=IncidentPage)
 def list_incidents(
     *,
     ctx: Ctx,
@@ -58,7 +58,7 @@ def list_incidents(
     breached: Annotated[bool | None, Query(description="Only (not) past an SLA.")] = None,
     cursor: Annotated[str | None, Query(max_length=36)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-) -> IncidentPage:
+) -> Response:
     """A department queue: incidents newest first, only of the caller's departments."""
     query = IncidentFilter(
         statuses=status,
@@ -71,7 +71,9 @@ def list_incidents(
         limit=limit,
     )
     visible = None if principal.all_departments else principal.departments
-    return ctx.ops.list_incidents(query, visible)
+    page = ctx.ops.list_incidents(query, visible)
+    # The hottest read of a console: serialised once here instead of re-validated by FastAPI.
+    return Response(page.model_dump_json(), media_type="application/json")
 
 
 @router.get("/incidents/{incident_id}", responses=_ERRORS)
