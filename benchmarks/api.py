@@ -4,7 +4,8 @@ Three measurements, each with a same-run baseline and their ratio:
 
 1. ``query``: p50/p99 of a filtered 24 h event query (kind + 24 h window, 100 per page) through
    the API over N stored events (SQLite store; default 1,000,000, bulk-written in batches through
-   ``SqliteEventStore.write_events``). Baseline: the same query straight on the store.
+   ``SqliteEventStore.write_events``). Baseline: the same query straight on the store. Then the
+   same on InfluxDB (``--influx-events``, default 1,000,000; 0 skips it).
 2. ``incidents``: p50/p99 of ``GET /api/v1/incidents?status=open`` with C concurrent clients
    (default 200) against ``cityops cloud serve`` in its own process. Baseline: ``/healthz``,
    same concurrency.
@@ -40,9 +41,16 @@ from cloud.api.settings import ApiOptions, ApiSettings
 from cloud.broker.acl import AclSpec, ServiceAccount, ServiceRole, render_acl
 from cloud.broker.passwords import hash_password, password_file
 from cloud.ops.keys import create_api_key
+from cloud.services.influxd import InfluxConfig, Influxd
 from cloud.services.mosquitto import Mosquitto, MosquittoConfig
 from cloud.services.ports import free_port
-from cloud.settings import CloudSettings, IngestSettings, MqttClientSettings, StoreSettings
+from cloud.settings import (
+    CloudSettings,
+    InfluxSettings,
+    IngestSettings,
+    MqttClientSettings,
+    StoreSettings,
+)
 from cloud.store.base import EventQuery
 from shared.clock import utcnow
 from shared.codec import encode
@@ -121,6 +129,34 @@ async def fill_store(app: FastAPI, count: int, span: timedelta) -> float:
             batch = []
     await store.write_events(batch)
     return time.perf_counter() - started
+
+
+async def bench_influx_query(work: Path, events: int, rounds: int) -> dict[str, Any]:
+    """The same 24 h query through the API over *events* stored in a fresh InfluxDB."""
+    influxd = Influxd(InfluxConfig(workdir=work / "influxd"))
+    influxd.start()
+    try:
+        settings = ApiSettings(
+            cloud=CloudSettings(
+                database_url=f"sqlite:///{work / 'state-influx.sqlite'}",
+                store=StoreSettings(
+                    kind="influx", influx=InfluxSettings(url=influxd.url, database="bench")
+                ),
+            ),
+            api=ApiOptions(mqtt_enabled=False),
+        )
+        app = create_app(settings, background=False)
+        with app.state.sessions() as session:
+            key = create_api_key(session, name="bench", role="admin")
+        await app.state.store.setup()
+        try:
+            fill_s = await fill_store(app, events, timedelta(days=7))
+            result = await bench_query(app, key, rounds)
+        finally:
+            await app.state.store.close()
+        return {"events_stored": events, "fill_seconds": round(fill_s, 1)} | result
+    finally:
+        influxd.stop()
 
 
 async def timed(samples: list[float], call: Callable[[], Awaitable[Any]]) -> Any:
@@ -207,13 +243,25 @@ async def bench_incidents(app: FastAPI, work: Path, key: str, clients: int) -> d
     headers = {"Authorization": f"Bearer {key}"}
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
 
+    retries = {"n": 0}
+
+    async def get(http: httpx.AsyncClient, path: str) -> httpx.Response:
+        # A pooled connection idle past the server's keep-alive (5 s) can be closed under us
+        # while queued clients wait; that is a retry, not a failed request.
+        for _ in range(3):
+            try:
+                return await http.get(path, headers=headers)
+            except (httpx.ReadError, httpx.RemoteProtocolError):
+                retries["n"] += 1
+        return await http.get(path, headers=headers)
+
     async def load(path: str, per_client: int) -> tuple[list[float], float]:
         samples: list[float] = []
         async with httpx.AsyncClient(base_url=url, limits=limits, timeout=120) as http:
 
             async def one_client() -> None:
                 for _ in range(per_client):
-                    response = await timed(samples, lambda: http.get(path, headers=headers))
+                    response = await timed(samples, lambda: get(http, path))
                     assert response.status_code == 200, response.text
 
             started = time.perf_counter()
@@ -244,6 +292,7 @@ async def bench_incidents(app: FastAPI, work: Path, key: str, clients: int) -> d
         "api": api | {"req_per_s": round(len(inc) / inc_wall, 1)},
         "healthz_baseline": baseline | {"req_per_s": round(len(base) / base_wall, 1)},
         "ratio_p99_over_healthz": round(api["p99_ms"] / max(baseline["p99_ms"], 1e-6), 2),
+        "reconnects": retries["n"],
     }
 
 
@@ -313,7 +362,9 @@ def start_broker(workdir: Path) -> Mosquitto:
     return broker
 
 
-async def main(events: int, clients: int, probes: int, rounds: int) -> dict[str, Any]:
+async def main(
+    events: int, clients: int, probes: int, rounds: int, influx_events: int
+) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="cityops-bench-api-") as tmp:
         work = Path(tmp)
         broker = start_broker(work)
@@ -353,6 +404,8 @@ async def main(events: int, clients: int, probes: int, rounds: int) -> dict[str,
             finally:
                 server.should_exit = True
                 await task
+            if influx_events:
+                result["query_influx"] = await bench_influx_query(work, influx_events, rounds)
         finally:
             broker.stop()
     return result
@@ -364,7 +417,13 @@ if __name__ == "__main__":
     parser.add_argument("--clients", type=int, default=200)
     parser.add_argument("--probes", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=200)
+    parser.add_argument("--influx-events", type=int, default=1_000_000, help="0 skips InfluxDB")
     args = parser.parse_args()
     print(
-        json.dumps(asyncio.run(main(args.events, args.clients, args.probes, args.rounds)), indent=2)
+        json.dumps(
+            asyncio.run(
+                main(args.events, args.clients, args.probes, args.rounds, args.influx_events)
+            ),
+            indent=2,
+        )
     )
