@@ -17,6 +17,7 @@ import cProfile
 import io
 import json
 import pstats
+import statistics
 import tempfile
 import threading
 import time
@@ -136,10 +137,12 @@ async def ensure_session(host: str, port: int, client_id: str, subscribe: str) -
         await client.subscribe(subscribe, qos=1)
 
 
-async def raw_phase(host: str, port: int, files: Sequence[Path], total: int) -> dict[str, float]:
+async def raw_phase(
+    host: str, port: int, files: Sequence[Path], total: int, tag: str
+) -> dict[str, float]:
     """Drain the backlog with a subscriber that does nothing but count (QoS 1, auto-ack)."""
-    sub = shared_subscription(GROUP + "-raw", Channel.EVENT)
-    await ensure_session(host, port, "raw-sub", sub)
+    sub = shared_subscription(f"{GROUP}-raw{tag}", Channel.EVENT)
+    await ensure_session(host, port, f"raw-sub{tag}", sub)
     publish_s = await asyncio.to_thread(publish_backlog, host, port, files)
     props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
     props.SessionExpiryInterval = 0
@@ -149,7 +152,7 @@ async def raw_phase(host: str, port: int, files: Sequence[Path], total: int) -> 
     async with aiomqtt.Client(
         host,
         port,
-        identifier="raw-sub",
+        identifier=f"raw-sub{tag}",
         protocol=aiomqtt.ProtocolVersion.V5,
         clean_start=False,
         properties=props,
@@ -248,12 +251,16 @@ async def ingest_phase(  # noqa: PLR0917 - one call site, each value named there
     workdir: Path,
     args: argparse.Namespace,
     profiler: cProfile.Profile | None,
+    tag: str,
 ) -> dict[str, Any]:
+    db = f"bench{tag}"
     settings = CloudSettings(
-        database_url=f"sqlite:///{workdir / 'state.sqlite'}",
-        mqtt=MqttClientSettings(host=host, port=port, client_id="bench-ingest"),
-        store=StoreSettings(kind="influx", influx=InfluxSettings(url=influx_url, database="bench")),
-        ingest=IngestSettings(batch_size=args.batch_size, batch_interval_s=0.05, share_group=GROUP),
+        database_url=f"sqlite:///{workdir / f'state{tag}.sqlite'}",
+        mqtt=MqttClientSettings(host=host, port=port, client_id=f"bench-ingest{tag}"),
+        store=StoreSettings(kind="influx", influx=InfluxSettings(url=influx_url, database=db)),
+        ingest=IngestSettings(
+            batch_size=args.batch_size, batch_interval_s=0.05, share_group=f"{GROUP}{tag}"
+        ),
     )
     store = build_store(settings.store)
     engine = make_engine(settings.database_url)
@@ -301,7 +308,7 @@ async def ingest_phase(  # noqa: PLR0917 - one call site, each value named there
         resp = await http.get(
             f"{influx_url}/query",
             params={
-                "db": "bench",
+                "db": db,
                 "q": 'SELECT count("id") FROM "events" WHERE "device" =~ /^dev-/',
             },
         )
@@ -360,11 +367,29 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         try:
             files = write_payloads(workdir, args.devices, args.events)
             paho_speedup.install()  # the ingestor does this; the raw client gets it too
-            raw = await raw_phase(broker.host, broker.port, files, total)
             profiler = cProfile.Profile() if args.profile else None
-            ingest = await ingest_phase(
-                broker.host, broker.port, influxd.url, files, total, workdir, args, profiler
-            )
+            rounds = []
+            for r in range(args.rounds):
+                # Same messages, same broker, back to back: raw then ingest, per round.
+                raw = await raw_phase(broker.host, broker.port, files, total, str(r))
+                ingest = await ingest_phase(
+                    broker.host,
+                    broker.port,
+                    influxd.url,
+                    files,
+                    total,
+                    workdir,
+                    args,
+                    profiler,
+                    str(r),
+                )
+                rounds.append(
+                    {
+                        "raw_mosquitto": raw,
+                        "ingest_influx": ingest,
+                        "ratio_to_raw": round(ingest["rate"] / raw["rate"], 3),
+                    }
+                )
         finally:
             influxd.stop()
             broker.stop()
@@ -373,9 +398,18 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         "devices": args.devices,
         "events": total,
         "batch_size": args.batch_size,
-        "raw_mosquitto": raw,
-        "ingest_influx": ingest,
-        "ratio_to_raw": round(ingest["rate"] / raw["rate"], 3),
+        "median": {
+            "raw_rate": statistics.median(r["raw_mosquitto"]["rate"] for r in rounds),
+            "ingest_rate": statistics.median(r["ingest_influx"]["rate"] for r in rounds),
+            "ratio_to_raw": statistics.median(r["ratio_to_raw"] for r in rounds),
+            "latency_p50_ms": statistics.median(
+                r["ingest_influx"]["latency_ms"]["p50"] for r in rounds
+            ),
+            "latency_p99_ms": statistics.median(
+                r["ingest_influx"]["latency_ms"]["p99"] for r in rounds
+            ),
+        },
+        "rounds": rounds,
         "target": {"events_per_s": 25_000, "ratio": 0.5},
     }
     if profiler is not None:
@@ -389,6 +423,7 @@ if __name__ == "__main__":
     parser.add_argument("--events", type=int, default=4000, help="events per device")
     parser.add_argument("--batch-size", type=int, default=5000)
     parser.add_argument("--live-rate", type=float, default=2000.0, help="events/s for latency")
-    parser.add_argument("--live-seconds", type=float, default=5.0)
-    parser.add_argument("--profile", action="store_true", help="cProfile the ingest phase")
+    parser.add_argument("--live-seconds", type=float, default=3.0)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--profile", action="store_true", help="cProfile the ingest phases")
     print(json.dumps(asyncio.run(main(parser.parse_args())), indent=2))
