@@ -401,8 +401,11 @@ def open_sources(settings: EdgeSettings, realtime: bool | None = None) -> list[F
 def _drive(
     sources: Sequence[FrameSource], stop: threading.Event, handle: Callable[[Frame], None]
 ) -> None:
-    """Feed frames to *handle*: directly for one source, through reader threads for several."""
-    if len(sources) == 1:
+    """Feed frames to *handle*: directly for one file, else through reader threads.
+
+    Live sources go through a thread even alone, so *stop* is seen while one reconnects.
+    """
+    if len(sources) == 1 and sources[0].is_file:
         for frame in sources[0].frames():
             if stop.is_set():
                 return

@@ -1,6 +1,7 @@
 """Frame sources behind one protocol: OpenCV captures and the Pi camera (picamera2)."""
 
 import logging
+import threading
 import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -15,10 +16,14 @@ from edge.settings import CameraSettings
 from shared.clock import utcnow
 
 logger = logging.getLogger(__name__)
+RECONNECT_MIN_S = 0.5
+RECONNECT_MAX_S = 10.0
 
 
 class FrameSource(Protocol):
     camera_id: str
+    is_file: bool
+    """Files end; live sources reconnect, so the loop reads them in a thread it can stop."""
 
     def frames(self) -> Iterator[Frame]:
         """Yield frames until the source ends (file) or fails; never raises on end of file."""
@@ -61,10 +66,15 @@ class OpenCvSource:
         self.loop = loop and self.is_file
         # Realtime replays without a base start now; fast replays must be given one.
         self.start_time = start_time if start_time is not None else utcnow()
-        api = cv2.CAP_GSTREAMER if "appsink" in source else cv2.CAP_ANY
-        self._cap = cv2.VideoCapture(_capture_arg(source), api)
+        self._api = cv2.CAP_GSTREAMER if "appsink" in source else cv2.CAP_ANY
+        self._closed = threading.Event()
+        self._cap = cv2.VideoCapture(_capture_arg(source), self._api)
         if not self._cap.isOpened():
-            raise SourceError(f"camera {camera_id!r}: cannot open source {source!r}")
+            # The source may be a URL with credentials: name the camera, not the URL.
+            where = "its stream URL" if "://" in source else repr(source)
+            raise SourceError(f"camera {camera_id!r}: cannot open {where}")
+        self._reading = False
+        self._delay = RECONNECT_MIN_S
         if not self.is_file:
             for prop, value in (
                 (cv2.CAP_PROP_FRAME_WIDTH, width),
@@ -82,17 +92,30 @@ class OpenCvSource:
         return int(self._cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0) if self.is_file else 0
 
     def frames(self) -> Iterator[Frame]:
+        self._reading = True
+        try:
+            yield from self._frames()
+        finally:
+            self._reading = False
+            if self._closed.is_set():
+                self._cap.release()
+
+    def _frames(self) -> Iterator[Frame]:
         index = 0
         in_loop = 0  # frames decoded since the file (re)started
         offset = 0.0  # video time already played in earlier loops
         t0 = time.monotonic()
         while True:
+            if self._closed.is_set():
+                return
             ok, image = self._cap.read()
             if not ok or image is None:
                 if self.loop and in_loop > 0:
                     offset += in_loop / self.fps
                     in_loop = 0
                     self._cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
+                    continue
+                if not self.is_file and self._reconnect():
                     continue
                 return
             if self.is_file:
@@ -106,12 +129,34 @@ class OpenCvSource:
             else:
                 ts = time.monotonic() - t0
                 captured = utcnow()
+                self._delay = RECONNECT_MIN_S
             yield Frame(self.camera_id, np.ascontiguousarray(image), ts, captured, index)
             index += 1
             in_loop += 1
 
+    def _reconnect(self) -> bool:
+        """A live stream dropped: reopen it with backoff until it answers or we are closed.
+
+        The delay grows until a frame is read again, so a stream that opens but gives
+        nothing is not hammered.
+        """
+        while not self._closed.is_set():
+            delay = self._delay
+            self._delay = min(delay * 2, RECONNECT_MAX_S)
+            logger.warning("camera %s: stream lost, reconnecting in %.1f s", self.camera_id, delay)
+            if self._closed.wait(delay):
+                return False
+            self._cap.release()
+            self._cap = cv2.VideoCapture(_capture_arg(self.source), self._api)
+            if self._cap.isOpened():
+                return True
+        return False
+
     def close(self) -> None:
-        self._cap.release()
+        """Stop: ``frames()`` returns at its next step (safe from another thread)."""
+        self._closed.set()
+        if not self._reading:  # else the reading thread releases it on its way out
+            self._cap.release()
 
 
 class Picamera2Source:
@@ -127,6 +172,7 @@ class Picamera2Source:
                 f"camera {camera_id!r}: kind 'picamera2' needs python3-picamera2 (apt) on a Pi"
             ) from exc
         self.camera_id = camera_id
+        self.is_file = False
         self._cam: Any = Picamera2()
         main = {"size": (width or 1280, height or 720), "format": "RGB888"}
         controls = {"FrameRate": fps} if fps else {}

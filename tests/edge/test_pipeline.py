@@ -185,6 +185,7 @@ def test_latest_jpeg_blurs_the_face(material: Path) -> None:
 
 class ListSource:
     camera_id = "front"
+    is_file = True
 
     def __init__(self, n: int) -> None:
         self.n = n
