@@ -51,8 +51,9 @@ def make_sessionmaker(engine: Engine) -> sessionmaker:  # type: ignore[type-arg]
 
 def create_all(engine: Engine) -> None:
     """Create every table of every imported table module (idempotent)."""
-    import cloud.db.devices  # noqa: F401 - registers the tables on Base.metadata
-    import cloud.db.ingest  # noqa: F401
+    # Importing a table module registers its tables on Base.metadata.
+    import cloud.db.devices
+    import cloud.db.ingest
     import cloud.db.ops  # noqa: F401
 
     Base.metadata.create_all(engine)
