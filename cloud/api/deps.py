@@ -33,7 +33,8 @@ def principal_of(ctx: ApiContext, token: str | None) -> Principal:
     if principal is not None:
         return principal
     with ctx.sessions() as session:
-        principal = authenticate(session, token)
+        # On a cache miss only, so ``last_used_at`` costs one write per key per cache period.
+        principal = authenticate(session, token, touch=True)
     if principal is None:
         raise ApiError(401, "invalid or revoked API key")
     ctx.keys.put(token, principal)
