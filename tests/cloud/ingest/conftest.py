@@ -2,6 +2,7 @@
 
 import asyncio
 import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -44,6 +45,9 @@ def store_settings(request: pytest.FixtureRequest, tmp_path: Path) -> StoreSetti
 def make_settings(
     broker: Broker, store: StoreSettings, tmp_path: Path, name: str, **ingest: object
 ) -> CloudSettings:
+    # A fresh session and share group per settings object: a persistent session of an earlier
+    # test (same name, other store) must not be resumed with whatever was queued for it since.
+    name = f"{name[:40]}-{uuid.uuid4().hex[:8]}"
     options: dict[str, object] = {
         "batch_size": 500,
         "batch_interval_s": 0.05,
