@@ -8,7 +8,7 @@ from datetime import time
 from enum import StrEnum
 from typing import Annotated, Literal, Self
 
-from pydantic import Field, StringConstraints, field_validator, model_validator
+from pydantic import Field, StrictBool, StringConstraints, field_validator, model_validator
 
 from shared.base import DeviceId, LocalId, ShortText, Unit, UtcDatetime, WireModel
 from shared.events import Location, Severity
@@ -129,6 +129,48 @@ class CameraConfig(WireModel):
         return zones
 
 
+ReadingName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,47}$")]
+
+
+class SensorThreshold(WireModel):
+    """A ``sensor_threshold`` rule: start past ``level``, end past ``clear`` (hysteresis)."""
+
+    id: LocalId = Field(description="Rule id; the events carry it as zone_id.")
+    reading: ReadingName = Field(description="Telemetry reading name, e.g. pm25_ugm3.")
+    direction: Literal["above", "below"] = Field(
+        default="above", description="'above': values >= level start an event."
+    )
+    level: float = Field(description="Value that starts an event.")
+    clear: float = Field(description="Value that ends it; on the safe side of level.")
+    severity: Severity = Severity.MEDIUM
+
+    @model_validator(mode="after")
+    def _hysteresis(self) -> Self:
+        if (self.direction == "above" and self.clear > self.level) or (
+            self.direction == "below" and self.clear < self.level
+        ):
+            raise ValueError("clear: must lie on the safe side of level (hysteresis)")
+        return self
+
+
+class SensorSettings(WireModel):
+    """Thresholds and power settings of a battery sensor node (``DeviceConfig.sensors``)."""
+
+    thresholds: list[SensorThreshold] = Field(
+        default_factory=list, max_length=16, description="Threshold rules, one event per crossing."
+    )
+    deep_sleep: StrictBool = Field(
+        default=False, description="Deep-sleep between readings (battery nodes; >= 60 s intervals)."
+    )
+
+    @model_validator(mode="after")
+    def _unique_ids(self) -> Self:
+        ids = [t.id for t in self.thresholds]
+        if len(ids) != len(set(ids)):
+            raise ValueError("thresholds: rule ids must be unique")
+        return self
+
+
 class DeviceConfig(WireModel):
     v: Literal[1] = 1
     device_id: DeviceId
@@ -140,6 +182,9 @@ class DeviceConfig(WireModel):
     location: Location | None = None
     cameras: list[CameraConfig] = Field(default_factory=list, max_length=16)
     telemetry_interval_s: float = Field(default=30.0, ge=1.0, le=3600.0)
+    sensors: SensorSettings | None = Field(
+        default=None, description="Sensor-node thresholds and sleep; None on camera units."
+    )
 
     @field_validator("cameras")
     @classmethod
