@@ -40,3 +40,17 @@ def test_schema_export_writes_valid_json_schemas(tmp_path: Path) -> None:
     event_schema = json.loads((tmp_path / "event.schema.json").read_text())
     validator = jsonschema.Draft202012Validator(event_schema)
     assert not validator.is_valid({"id": "x"})
+
+
+def test_cli_starts_without_cloud_or_vision_libraries() -> None:
+    """An edge-only install (a camera unit) must be able to run `cityops edge ...`."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, cityops.cli\n"
+        "heavy = ['sqlalchemy', 'fastapi', 'uvicorn', 'cv2', 'numpy', 'balena', 'aiomqtt']\n"
+        "print(','.join(m for m in heavy if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""

@@ -2,14 +2,15 @@
 
 import logging
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from pydantic import ValidationError
-from sqlalchemy.orm import Session
 
 from cloud.api.settings import ApiSettings
-from cloud.db.base import create_all, make_engine
+
+if TYPE_CHECKING:  # sqlalchemy stays out of `cityops` start-up (edge-only installs lack it)
+    from sqlalchemy.orm import Session
 
 ConfigOption = Annotated[
     Path | None,
@@ -38,7 +39,11 @@ def _settings(config: Path | None) -> ApiSettings:
         raise typer.Exit(2) from exc
 
 
-def _session(config: Path | None) -> Session:
+def _session(config: Path | None) -> "Session":
+    from sqlalchemy.orm import Session
+
+    from cloud.db.base import create_all, make_engine
+
     settings = _settings(config)
     engine = make_engine(settings.cloud.database_url)
     create_all(engine)
@@ -105,7 +110,7 @@ def revoke_key(
     typer.echo(f"revoked {key_id}")
 
 
-def serve(
+def serve(  # noqa: PLR0917 - a Typer command: one parameter per option
     config: ConfigOption = None,
     host: Annotated[str | None, typer.Option("--host", help="Overrides api.host.")] = None,
     port: Annotated[int | None, typer.Option("--port", help="Overrides api.port.")] = None,
@@ -114,20 +119,52 @@ def serve(
         typer.Option("--no-ingest", help="Do not run the ingestor here (a separate one runs)."),
     ] = False,
     log_level: Annotated[str, typer.Option("--log-level", help="DEBUG, INFO, WARNING.")] = "INFO",
+    sources: Annotated[
+        Path | None,
+        typer.Option(
+            "--sources",
+            envvar="CITYOPS_INTEGRATIONS_SOURCES",
+            help="Connectors of other city systems (sources.yaml, see docs/integrations.md).",
+            exists=True,
+            dir_okay=False,
+        ),
+    ] = None,
+    dispatch: Annotated[
+        Path | None,
+        typer.Option(
+            "--dispatch",
+            envvar="CITYOPS_INTEGRATIONS_DISPATCH",
+            help="Where incidents go per department: webhook or e-mail (dispatch.yaml).",
+            exists=True,
+            dir_okay=False,
+        ),
+    ] = None,
 ) -> None:
     """Serve the operations API (and, unless --no-ingest, the ingestor in the same process).
 
-    Example: cityops cloud serve --config cloud.yaml
+    With --sources / --dispatch it also runs the integration hub: connectors that bring other
+    city systems' records in, and dispatch of incidents to department systems.
+
+    Example: cityops cloud serve --config cloud.yaml --sources sources.yaml --dispatch dispatch.yaml
     """
     import uvicorn
 
     from cloud.api.app import create_app
+    from cloud.connectors.integration import Integrations, build_integration_routers
 
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     settings = _settings(config)
-    app = create_app(settings, ingest=not no_ingest)
+    try:
+        integrations = Integrations.from_files(sources, dispatch)
+    except (ValueError, OSError) as exc:
+        typer.echo(f"invalid integration settings: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    app = create_app(
+        settings, ingest=not no_ingest, extra_routers=build_integration_routers(integrations)
+    )
+    integrations.attach(app)
     uvicorn.run(
         app,
         host=host or settings.api.host,
