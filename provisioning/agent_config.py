@@ -15,6 +15,13 @@ from provisioning.api_models import MqttCredentials
 from provisioning.errors import InputError
 
 DeviceType = Literal["raspberrypi5", "raspberrypi4-64", "jetson-orin-nano"]
+BALENA_DEVICE_TYPE: dict[str, str] = {
+    "raspberrypi5": "raspberrypi5",
+    "raspberrypi4-64": "raspberrypi4-64",
+    # balena names the Orin Nano developer kit by its boot medium (firmware/balena.yml).
+    "jetson-orin-nano": "jetson-orin-nano-devkit-nvme",
+}
+"""Our short ``--type`` names and the balena device-type slugs they register as."""
 ENV_PREFIX = "CITYOPS_EDGE_"
 ENV_NESTED = "__"
 

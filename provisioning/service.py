@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import SecretStr
 
 from provisioning.agent_config import (
+    BALENA_DEVICE_TYPE,
     BALENA_ENV_KEYS,
     DeviceType,
     agent_settings,
@@ -153,7 +154,9 @@ def provision(
         agent = _agent_for(request, device_id, credentials)
 
         step(f"balena: registering the device in {request.fleet}")
-        bdev = balena.ensure_device(request.fleet, upsert.balena_uuid, request.device_type)
+        bdev = balena.ensure_device(
+            request.fleet, upsert.balena_uuid, BALENA_DEVICE_TYPE[request.device_type]
+        )
         if bdev.created:
             undo.push(f"remove balena device {bdev.uuid[:7]}", lambda: balena.remove(bdev.uuid))
         env = to_env(agent, BALENA_ENV_KEYS)
@@ -231,5 +234,9 @@ def _balena_config(
         return None
     key = bdev.api_key or balena.device_key(bdev.uuid)
     return balena.config_json(
-        request.fleet, request.device_type, request.os_version, bdev.uuid, key
+        request.fleet,
+        BALENA_DEVICE_TYPE[request.device_type],
+        request.os_version,
+        bdev.uuid,
+        key,
     )

@@ -20,7 +20,7 @@ _EQ_RE = re.compile(r"(\w+) eq (?:'([^']*)'|(\d+))")
 _DEVICE_TYPES = {
     "raspberrypi5": "aarch64",
     "raspberrypi4-64": "aarch64",
-    "jetson-orin-nano": "aarch64",
+    "jetson-orin-nano-devkit-nvme": "aarch64",
     "generic-amd64": "amd64",
 }
 
