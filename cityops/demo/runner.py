@@ -105,8 +105,9 @@ def run_demo(opts: DemoOptions, console: Console) -> dict[str, Any]:
         if opts.keep:
             console.print(
                 f"\n[bold]API left running[/] at {stack.api_url} — operator key: "
-                f"{stack.keys.operator}\n  OpenAPI: {stack.api_url}/docs   live stream: "
-                f"{stack.api_url}/api/v1/stream (SSE)\n  Ctrl-C to stop."
+                f"{stack.keys.operator}\n  OpenAPI: {stack.api_url}/docs\n  live stream: "
+                f"curl -N -H 'Authorization: Bearer {stack.keys.operator}' "
+                f"{stack.api_url}/api/v1/live/sse  (WebSocket: /api/v1/live/ws)\n  Ctrl-C to stop."
             )
             while True:
                 time.sleep(1)
