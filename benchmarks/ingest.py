@@ -7,8 +7,11 @@ QoS 1, the same shared subscription as the ingestor) counts them. Phase "ingest"
 published). Latency: a probe publishes one event every 50 ms during the ingest phase and the
 ingestor's hook (called once the store has answered the write, i.e. the event is queryable)
 records publish -> stored; p50/p99 over the probes. The final count is checked with InfluxQL.
+Phase "scaled": the same backlog drained by ``--processes`` ingestor processes in one MQTT 5 share
+group (the way to use more than one core), timed until every event is stored, then counted in
+InfluxDB. The 1-process and the N-process rates are both reported.
 
-    .venv/bin/python benchmarks/ingest.py [--devices 20] [--events 4000] [--profile]
+    .venv/bin/python benchmarks/ingest.py [--devices 20] [--events 4000] [--processes 2] [--profile]
 """
 
 import argparse
@@ -16,13 +19,17 @@ import asyncio
 import cProfile
 import io
 import json
+import multiprocessing as mp
 import pstats
 import statistics
 import tempfile
 import threading
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import timedelta
+from multiprocessing.sharedctypes import Synchronized
+from multiprocessing.synchronize import Event as MpEvent
 from pathlib import Path
 from typing import Any
 
@@ -86,6 +93,39 @@ def make_event(device_id: str, i: int) -> Event:
         model=ModelInfo(name="ssd_mobilenet_v1", version="1"),
         summary="car stopped in a no-parking bay",
     )
+
+
+def bench_settings(  # noqa: PLR0917 - one value per setting the phases vary
+    host: str,
+    port: int,
+    influx_url: str,
+    database: str,
+    state_path: Path,
+    client_id: str,
+    share_group: str,
+    batch_size: int,
+) -> CloudSettings:
+    return CloudSettings(
+        database_url=f"sqlite:///{state_path}",
+        mqtt=MqttClientSettings(host=host, port=port, client_id=client_id),
+        store=StoreSettings(
+            kind="influx", influx=InfluxSettings(url=influx_url, database=database)
+        ),
+        ingest=IngestSettings(
+            batch_size=batch_size, batch_interval_s=0.05, share_group=share_group
+        ),
+    )
+
+
+async def count_stored(influx_url: str, db: str) -> int:
+    """Events of the simulated devices that InfluxDB answers for (the probe's are left out)."""
+    async with httpx.AsyncClient() as http:
+        resp = await http.get(
+            f"{influx_url}/query",
+            params={"db": db, "q": 'SELECT count("id") FROM "events" WHERE "device" =~ /^dev-/'},
+        )
+    series = resp.json()["results"][0].get("series")
+    return int(series[0]["values"][0][1]) if series else 0
 
 
 def write_payloads(workdir: Path, devices: int, events: int) -> list[Path]:
@@ -254,13 +294,15 @@ async def ingest_phase(  # noqa: PLR0917 - one call site, each value named there
     tag: str,
 ) -> dict[str, Any]:
     db = f"bench{tag}"
-    settings = CloudSettings(
-        database_url=f"sqlite:///{workdir / f'state{tag}.sqlite'}",
-        mqtt=MqttClientSettings(host=host, port=port, client_id=f"bench-ingest{tag}"),
-        store=StoreSettings(kind="influx", influx=InfluxSettings(url=influx_url, database=db)),
-        ingest=IngestSettings(
-            batch_size=args.batch_size, batch_interval_s=0.05, share_group=f"{GROUP}{tag}"
-        ),
+    settings = bench_settings(
+        host,
+        port,
+        influx_url,
+        db,
+        workdir / f"state{tag}.sqlite",
+        f"bench-ingest{tag}",
+        f"{GROUP}{tag}",
+        args.batch_size,
     )
     store = build_store(settings.store)
     engine = make_engine(settings.database_url)
@@ -304,15 +346,7 @@ async def ingest_phase(  # noqa: PLR0917 - one call site, each value named there
     await store.close()
     probe.close()
     lat = probe.latencies_ms()
-    async with httpx.AsyncClient() as http:
-        resp = await http.get(
-            f"{influx_url}/query",
-            params={
-                "db": db,
-                "q": 'SELECT count("id") FROM "events" WHERE "device" =~ /^dev-/',
-            },
-        )
-    stored = resp.json()["results"][0]["series"][0]["values"][0][1]
+    stored = await count_stored(influx_url, db)
     return {
         "messages": total,
         "seconds": round(elapsed, 3),
@@ -329,6 +363,137 @@ async def ingest_phase(  # noqa: PLR0917 - one call site, each value named there
             "p99": round(percentile(lat, 0.99), 1),
             "max": round(lat[-1], 1) if lat else None,
         },
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class Worker:
+    """What one ingestor process of the scaled phase needs (sent to a spawned process)."""
+
+    host: str
+    port: int
+    influx_url: str
+    database: str
+    state_path: Path
+    client_id: str
+    share_group: str
+    batch_size: int
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerSignals:
+    ready: MpEvent
+    """Set once the process has created its persistent session (the broker now queues for it)."""
+    go: MpEvent
+    stop: MpEvent
+    stored: "Synchronized[int]"
+    """Events this process has stored and acknowledged so far."""
+
+
+def worker_main(worker: Worker, signals: WorkerSignals) -> None:
+    asyncio.run(worker_run(worker, signals))
+
+
+async def worker_run(worker: Worker, signals: WorkerSignals) -> None:
+    settings = bench_settings(
+        worker.host,
+        worker.port,
+        worker.influx_url,
+        worker.database,
+        worker.state_path,
+        worker.client_id,
+        worker.share_group,
+        worker.batch_size,
+    )
+    store = build_store(settings.store)
+    engine = make_engine(settings.database_url)
+    first = Ingestor(settings, store, engine)
+    stop = asyncio.Event()
+    task = asyncio.create_task(first.run(stop))
+    await asyncio.wait_for(first.connected.wait(), 30)
+    stop.set()
+    await task
+    signals.ready.set()
+    await asyncio.to_thread(signals.go.wait)
+    ingestor = Ingestor(settings, store, engine)
+    stop = asyncio.Event()
+    task = asyncio.create_task(ingestor.run(stop))
+    while not signals.stop.is_set():
+        signals.stored.value = ingestor.stats().stored_events
+        await asyncio.sleep(0.005)
+    stop.set()
+    await task
+    signals.stored.value = ingestor.stats().stored_events
+    await store.close()
+    engine.dispose()
+
+
+async def scaled_phase(  # noqa: PLR0917 - one call site, each value named there
+    host: str,
+    port: int,
+    influx_url: str,
+    files: Sequence[Path],
+    total: int,
+    workdir: Path,
+    processes: int,
+    batch_size: int,
+    tag: str,
+) -> dict[str, Any]:
+    """Drain the backlog with *processes* ingestor processes in one share group."""
+    ctx = mp.get_context("spawn")
+    db = f"benchscaled{tag}"
+    signals = [
+        WorkerSignals(ctx.Event(), ctx.Event(), ctx.Event(), ctx.Value("q", 0))
+        for _ in range(processes)
+    ]
+    procs = [
+        ctx.Process(
+            target=worker_main,
+            args=(
+                Worker(
+                    host,
+                    port,
+                    influx_url,
+                    db,
+                    workdir / f"state-scaled{tag}.sqlite",
+                    f"bench-scaled{tag}-{n}",
+                    f"{GROUP}-scaled{tag}",
+                    batch_size,
+                ),
+                s,
+            ),
+        )
+        for n, s in enumerate(signals)
+    ]
+    for p in procs:
+        p.start()
+    try:
+        for s in signals:
+            if not await asyncio.to_thread(s.ready.wait, 120):
+                raise RuntimeError("an ingestor process did not start")
+        await asyncio.to_thread(publish_backlog, host, port, files)
+        start = time.perf_counter()
+        for s in signals:
+            s.go.set()
+        deadline = start + 600
+        while sum(s.stored.value for s in signals) < total:
+            if time.perf_counter() > deadline:
+                raise RuntimeError("the scaled ingest did not finish in 600 s")
+            await asyncio.sleep(0.005)
+        elapsed = time.perf_counter() - start
+    finally:
+        for s in signals:
+            s.go.set()
+            s.stop.set()
+        for p in procs:
+            p.join(60)
+    return {
+        "processes": processes,
+        "messages": total,
+        "seconds": round(elapsed, 3),
+        "rate": round(total / elapsed, 1),
+        "per_process": [s.stored.value for s in signals],
+        "stored_in_influx": await count_stored(influx_url, db),
     }
 
 
@@ -383,13 +548,26 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                     profiler,
                     str(r),
                 )
-                rounds.append(
-                    {
-                        "raw_mosquitto": raw,
-                        "ingest_influx": ingest,
-                        "ratio_to_raw": round(ingest["rate"] / raw["rate"], 3),
-                    }
-                )
+                one: dict[str, Any] = {
+                    "raw_mosquitto": raw,
+                    "ingest_influx": ingest,
+                    "ratio_to_raw": round(ingest["rate"] / raw["rate"], 3),
+                }
+                if args.processes > 1:
+                    scaled = await scaled_phase(
+                        broker.host,
+                        broker.port,
+                        influxd.url,
+                        files,
+                        total,
+                        workdir,
+                        args.processes,
+                        args.batch_size,
+                        str(r),
+                    )
+                    one["ingest_scaled"] = scaled
+                    one["scaled_ratio_to_raw"] = round(scaled["rate"] / raw["rate"], 3)
+                rounds.append(one)
         finally:
             influxd.stop()
             broker.stop()
@@ -409,9 +587,17 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                 r["ingest_influx"]["latency_ms"]["p99"] for r in rounds
             ),
         },
+        "processes": args.processes,
         "rounds": rounds,
         "target": {"events_per_s": 25_000, "ratio": 0.5},
     }
+    if args.processes > 1:
+        result["median"]["scaled_rate"] = statistics.median(
+            r["ingest_scaled"]["rate"] for r in rounds
+        )
+        result["median"]["scaled_ratio_to_raw"] = statistics.median(
+            r["scaled_ratio_to_raw"] for r in rounds
+        )
     if profiler is not None:
         result["profile_top_tottime"] = top_functions(profiler)
     return result
@@ -425,5 +611,8 @@ if __name__ == "__main__":
     parser.add_argument("--live-rate", type=float, default=2000.0, help="events/s for latency")
     parser.add_argument("--live-seconds", type=float, default=3.0)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--processes", type=int, default=2, help="ingestor processes of the scaled phase (1: skip)"
+    )
     parser.add_argument("--profile", action="store_true", help="cProfile the ingest phases")
     print(json.dumps(asyncio.run(main(parser.parse_args())), indent=2))

@@ -165,18 +165,40 @@ class Ingestor:
                 log.error("broker refused the subscription %s: %s", name, code)
 
     async def _consume(self, client: aiomqtt.Client) -> None:
+        """Gather and validate batch N+1 while batch N is being stored (one flush at a time).
+
+        Flushes never overlap, so each one sees the ids the previous one committed, and a batch
+        is acknowledged only by its own flush, after its store write and SQL commit.
+        """
         queue: asyncio.Queue[aiomqtt.Message] = client._queue  # noqa: SLF001
         disconnected: asyncio.Future[None] = client._disconnected  # noqa: SLF001
         generation = self._generation
-        while not self._stop.is_set() and not disconnected.done():
-            batch = await self._gather(queue, disconnected, generation)
-            self.metrics.pending.set(queue.qsize())
-            if len(batch):
-                try:
-                    await self._flush(batch, client, generation)
-                except Stopped:
-                    return
-            await self._maybe_prune()
+        flushing: asyncio.Task[None] | None = None
+        try:
+            while not self._stop.is_set() and not disconnected.done():
+                batch = await self._gather(queue, disconnected, generation)
+                self.metrics.pending.set(queue.qsize())
+                if flushing is not None:
+                    previous, flushing = flushing, None
+                    await previous
+                if len(batch):
+                    flushing = asyncio.create_task(self._flush_and_prune(batch, client, generation))
+            if flushing is not None:
+                previous, flushing = flushing, None
+                await previous
+        except Stopped:
+            return
+        except asyncio.CancelledError:
+            if flushing is not None:
+                flushing.cancel()  # unacknowledged: the broker redelivers it
+                flushing = None
+            raise
+        finally:
+            if flushing is not None:
+                # Leaving early (disconnect, error): let the batch in flight finish its store
+                # write and SQL commit, so it never races the next connection's flushes.
+                with contextlib.suppress(Stopped):
+                    await flushing
         if disconnected.done() and not self._stop.is_set():
             raise aiomqtt.MqttError("disconnected from the broker")
 
@@ -233,6 +255,10 @@ class Ingestor:
         batch.add(item, channel)
 
     # ------------------------------------------------------------------ one batch
+
+    async def _flush_and_prune(self, batch: Batch, client: aiomqtt.Client, generation: int) -> None:
+        await self._flush(batch, client, generation)
+        await self._maybe_prune()  # here, so that it never runs beside a flush's SQL commit
 
     async def _flush(self, batch: Batch, client: aiomqtt.Client, generation: int) -> None:
         events = list(batch.events.values())

@@ -13,7 +13,7 @@ from shared.commands import CommandAck
 from shared.errors import ContractError, PayloadTooLargeError, TopicError
 from shared.events import Event
 from shared.telemetry import DeviceStatus, Telemetry
-from shared.topics import Channel, parse
+from shared.topics import Channel, ParsedTopic, parse
 
 MODELS: Final[dict[Channel, type[BaseModel]]] = {
     Channel.EVENT: Event,
@@ -29,6 +29,9 @@ _TIME_FIELDS: Final[dict[type[BaseModel], tuple[str, ...]]] = {
     CommandAck: ("ts",),
 }
 
+_TOPIC_CACHE_SIZE: Final = 65_536
+"""Valid topics remembered (a few per device); the cache is emptied when it is full."""
+
 
 def channel_label(topic: str) -> str:
     """Metrics label of a topic: its channel, or ``unknown``."""
@@ -43,10 +46,21 @@ class Validator:
 
     def __init__(self, settings: IngestSettings) -> None:
         self.settings = settings
+        self._topics: dict[str, ParsedTopic] = {}
+
+    def _parse(self, topic: str) -> ParsedTopic:
+        """``shared.topics.parse``, remembered per valid topic (devices repeat theirs)."""
+        parsed = self._topics.get(topic)
+        if parsed is None:
+            parsed = parse(topic)  # raises TopicError; refused topics are not remembered
+            if len(self._topics) >= _TOPIC_CACHE_SIZE:
+                self._topics.clear()
+            self._topics[topic] = parsed
+        return parsed
 
     def check(self, msg: Received) -> Accepted | Rejection:  # noqa: PLR0911 - one per check
         try:
-            parsed = parse(msg.topic)
+            parsed = self._parse(msg.topic)
         except TopicError as exc:
             return self._reject(msg, RejectReason.BAD_TOPIC, exc.field, exc.reason, None)
         device_id = parsed.device_id

@@ -80,3 +80,21 @@ def test_skew_and_replay_limits_come_from_settings() -> None:
     out = VALIDATOR.check(received(topic("dev-a", Channel.EVENT), old.model_dump_json().encode()))
     assert isinstance(out, Rejection)
     assert (out.reason, out.field) == (RejectReason.REPLAY, "id")
+
+
+def test_remembered_topics_still_check_the_payload_device() -> None:
+    validator = Validator(IngestSettings())
+    name = topic("dev-a", Channel.EVENT)
+    for _ in range(2):  # the second pass takes the topic from the cache
+        ok = validator.check(
+            received(name, make_event(device_id="dev-a").model_dump_json().encode())
+        )
+        assert isinstance(ok, Accepted)
+        assert ok.device_id == "dev-a"
+        other = make_event(device_id="dev-b").model_dump_json().encode()
+        out = validator.check(received(name, other))
+        assert isinstance(out, Rejection)
+        assert (out.reason, out.field) == (RejectReason.DEVICE_MISMATCH, "device_id")
+        bad = validator.check(received("cityops/v1/Bad Id/event", other))
+        assert isinstance(bad, Rejection)
+        assert bad.reason is RejectReason.BAD_TOPIC
