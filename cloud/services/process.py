@@ -1,9 +1,6 @@
 """A child service process that is always stopped: terminate, wait, then kill."""
 
-import contextlib
-import ctypes
 import shutil
-import signal
 import subprocess
 from pathlib import Path
 from types import TracebackType
@@ -25,19 +22,6 @@ def require_binary(binary: str, package: str) -> str:
     if path is None:
         raise ServiceNotInstalledError(binary, package)
     return path
-
-
-_PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent() -> None:
-    """In the child: get SIGTERM when the parent dies, so a killed test run leaves no broker.
-
-    Linux ties this to the *thread* that started the child: start services from a long-lived
-    thread (the main thread in the demo and the test harness).
-    """
-    with contextlib.suppress(OSError):  # not Linux/glibc: nothing to do
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 class ServiceProcess:
