@@ -4,14 +4,14 @@ import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
-import httpx
 import yaml
 
 from cityops.demo.scenario import DemoCamera
 from cityops.demo.supervisor import Supervisor
 from cityops.paths import REPO_ROOT, data_path
+from provisioning.api_client import OpsApiClient
+from provisioning.api_models import DeviceUpsert, MqttCredentials
 
 EXAMPLES = REPO_ROOT / "edge" / "examples"
 
@@ -23,38 +23,23 @@ class Agent:
     clip_bytes: int
 
 
-class ProvisioningError(RuntimeError):
-    pass
-
-
-def provision(api_url: str, technician_key: str, cam: DemoCamera) -> dict[str, Any]:
+def provision(api_url: str, technician_key: str, cam: DemoCamera) -> MqttCredentials:
     """Register the device and get its MQTT credentials, as `cityops provision` does."""
-    headers = {"Authorization": f"Bearer {technician_key}"}
-    with httpx.Client(base_url=api_url, headers=headers, timeout=15) as api:
-        resp = api.put(
-            f"/api/v1/devices/{cam.device_id}",
-            json={
-                "site": cam.site,
-                "lat": cam.lat,
-                "lon": cam.lon,
-                "device_type": "raspberrypi5",
-                "fleet": "cityops-demo",
-                "note": cam.story,
-            },
-        )
-        if resp.status_code not in (200, 201):
-            raise ProvisioningError(f"register {cam.device_id}: {resp.status_code} {resp.text}")
-        creds = api.post(f"/api/v1/devices/{cam.device_id}/credentials")
-        if creds.status_code != 200:  # noqa: PLR2004
-            raise ProvisioningError(
-                f"credentials {cam.device_id}: {creds.status_code} {creds.text}"
-            )
-        data: dict[str, Any] = creds.json()
-        return data
+    upsert = DeviceUpsert(
+        site=cam.site,
+        lat=cam.lat,
+        lon=cam.lon,
+        device_type="raspberrypi5",
+        fleet="cityops-demo",
+        note=cam.story,
+    )
+    with OpsApiClient(api_url, technician_key, timeout=15) as api:
+        api.upsert_device(cam.device_id, upsert)
+        return api.create_credentials(cam.device_id)
 
 
 def write_agent_config(
-    workdir: Path, cam: DemoCamera, creds: dict[str, Any], *, fast: bool, start: datetime
+    workdir: Path, cam: DemoCamera, creds: MqttCredentials, *, fast: bool, start: datetime
 ) -> Agent:
     """The example config of the clip, with this device's identity, credentials and outbox."""
     example = yaml.safe_load((EXAMPLES / cam.example).read_text())
@@ -73,10 +58,10 @@ def write_agent_config(
         example["device_config"]["device_id"] = cam.device_id
     example.pop("events_out", None)
     example["uplink"] = {
-        "host": creds["host"],
-        "port": creds["port"],
-        "username": creds["username"],
-        "password": creds["password"],
+        "host": creds.host,
+        "port": creds.port,
+        "username": creds.username,
+        "password": creds.password.get_secret_value(),
         "telemetry_interval_s": 2.0,
         "outbox": {"path": str(agent_dir / "outbox.sqlite3")},
     }

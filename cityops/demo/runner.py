@@ -18,7 +18,7 @@ from rich.table import Table
 
 from cityops.demo.agents import Agent, provision, start_agent, write_agent_config
 from cityops.demo.monitor import Monitor
-from cityops.demo.scenario import EXPECTED_KINDS, SCENARIO
+from cityops.demo.scenario import EXPECTED_KINDS, SCENARIO, DemoCamera
 from cityops.demo.stack import MONITOR_USER, Stack, start_stack
 from cityops.demo.supervisor import Supervisor, leftover_pids
 from cityops.demo.view import render
@@ -40,7 +40,7 @@ class MaterialMissingError(RuntimeError):
     pass
 
 
-def check_material(cameras: list[Any]) -> None:
+def check_material(cameras: list[DemoCamera]) -> None:
     if not model_path().exists():
         raise MaterialMissingError(
             f"no detector model at {model_path()}. Run `cityops models fetch` (online), or put "
