@@ -68,6 +68,13 @@ class IngestSettings(BaseModel):
         pattern=r"^[A-Za-z0-9_-]{1,64}$",
         description="MQTT 5 shared-subscription group: ingestors in one group split the load.",
     )
+    client: Literal["wire", "aiomqtt"] = Field(
+        default="wire",
+        description=(
+            "MQTT client: 'wire', the ingestor's own MQTT 5 subscriber (many messages per read, "
+            "acks in bulk; the fast one), or 'aiomqtt' (paho underneath)."
+        ),
+    )
     session_expiry_s: int = Field(
         default=86_400,
         ge=0,

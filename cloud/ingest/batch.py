@@ -10,9 +10,13 @@ from shared.events import Event
 from shared.telemetry import DeviceStatus, Telemetry
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Received:
-    """One MQTT message as it came off the broker (acknowledged only after its batch is stored)."""
+    """One MQTT message as it came off the broker (acknowledged only after its batch is stored).
+
+    Not frozen only because frozen dataclasses are slower to build, and one is built per message;
+    nothing changes it after it is made.
+    """
 
     topic: str
     payload: bytes

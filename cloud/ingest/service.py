@@ -11,27 +11,23 @@ Hooks are therefore called at least once per event (normally exactly once).
 import asyncio
 import contextlib
 import logging
-import socket
-import ssl
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import TypeVar
 
-import aiomqtt
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
 from prometheus_client import CollectorRegistry
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from cloud.db.base import create_all
 from cloud.db.ingest import RejectReason
-from cloud.ingest import paho_speedup
 from cloud.ingest.batch import Accepted, Batch, Received, Rejection
+from cloud.ingest.gc_tuning import tune_for_batches
 from cloud.ingest.hooks import EventHook
 from cloud.ingest.metrics import IngestMetrics, IngestStats
 from cloud.ingest.state import IngestState
+from cloud.ingest.subscriber import BrokerError, Inbox, connect
 from cloud.ingest.validate import Validator, channel_label
 from cloud.settings import CloudSettings
 from cloud.store.base import EventStore, StoreRejectedError, StoreUnavailableError
@@ -39,7 +35,7 @@ from shared.clock import utcnow
 from shared.commands import CommandAck
 from shared.events import Event
 from shared.telemetry import DeviceStatus, Telemetry
-from shared.topics import Channel, shared_subscription, subscription
+from shared.topics import Channel
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +47,6 @@ _CHANNEL_OF: dict[type, str] = {
     DeviceStatus: Channel.STATUS.value,
     CommandAck: Channel.CMD_ACK.value,
 }
-_SHARED_CHANNELS = (Channel.EVENT, Channel.TELEMETRY, Channel.CMD_ACK)
 _IDLE_WAIT_S = 0.5
 
 
@@ -69,7 +64,6 @@ class Ingestor:
         engine: Engine,
         hooks: Sequence[EventHook] = (),
     ) -> None:
-        paho_speedup.install()
         self.settings = settings
         self.store = store
         self.engine = engine
@@ -105,23 +99,24 @@ class Ingestor:
             await self._retry("store setup", self.store.setup)
         except Stopped:
             return
+        tune_for_batches()
         backoff = self.settings.ingest.retry_initial_s
         mqtt = self.settings.mqtt
         while not self._stop.is_set():
             try:
-                async with self._client() as client:
-                    self._generation += 1
-                    await self._subscribe(client)
+                self._generation += 1
+                async with connect(self.settings, self._generation) as inbox:
                     log.info(
-                        "ingest subscribed at %s:%s (generation %d)",
+                        "ingest subscribed at %s:%s with the %s client (generation %d)",
                         mqtt.host,
                         mqtt.port,
+                        self.settings.ingest.client,
                         self._generation,
                     )
                     self.connected.set()
                     backoff = self.settings.ingest.retry_initial_s
-                    await self._consume(client)
-            except aiomqtt.MqttError as exc:
+                    await self._consume(inbox)
+            except BrokerError as exc:
                 log.warning(
                     "MQTT %s:%s: %s; reconnecting in %.1f s", mqtt.host, mqtt.port, exc, backoff
                 )
@@ -131,58 +126,22 @@ class Ingestor:
                 await self._sleep(backoff)
                 backoff = min(backoff * 2, self.settings.ingest.retry_max_s)
 
-    def _client(self) -> aiomqtt.Client:
-        mqtt = self.settings.mqtt
-        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-        props.SessionExpiryInterval = self.settings.ingest.session_expiry_s
-        props.ReceiveMaximum = self.settings.ingest.receive_maximum
-        tls = ssl.create_default_context(cafile=str(mqtt.tls_ca)) if mqtt.tls_ca else None
-        client = aiomqtt.Client(
-            mqtt.host,
-            mqtt.port,
-            username=mqtt.username,
-            password=mqtt.password.get_secret_value() if mqtt.password else None,
-            identifier=mqtt.client_id or f"cityops-ingest-{socket.gethostname()}"[:64],
-            protocol=aiomqtt.ProtocolVersion.V5,
-            clean_start=False,
-            properties=props,
-            tls_context=tls,
-            timeout=10,
-        )
-        # aiomqtt 2.x acknowledges on receipt; the paho client under it can wait for us instead.
-        client._client.manual_ack_set(on=True)  # noqa: SLF001
-        return client
-
-    async def _subscribe(self, client: aiomqtt.Client) -> None:
-        group = self.settings.ingest.share_group
-        topics = [(shared_subscription(group, ch), 1) for ch in _SHARED_CHANNELS]
-        # Retained presence is not sent on shared subscriptions (MQTT 5, 4.8.2), so every
-        # ingestor reads status directly; applying the same state twice is harmless.
-        topics.append((subscription(Channel.STATUS), 1))
-        codes = await client.subscribe(topics)
-        for (name, _), code in zip(topics, codes, strict=False):
-            if getattr(code, "is_failure", False):
-                log.error("broker refused the subscription %s: %s", name, code)
-
-    async def _consume(self, client: aiomqtt.Client) -> None:
+    async def _consume(self, inbox: Inbox) -> None:
         """Gather and validate batch N+1 while batch N is being stored (one flush at a time).
 
         Flushes never overlap, so each one sees the ids the previous one committed, and a batch
         is acknowledged only by its own flush, after its store write and SQL commit.
         """
-        queue: asyncio.Queue[aiomqtt.Message] = client._queue  # noqa: SLF001
-        disconnected: asyncio.Future[None] = client._disconnected  # noqa: SLF001
-        generation = self._generation
         flushing: asyncio.Task[None] | None = None
         try:
-            while not self._stop.is_set() and not disconnected.done():
-                batch = await self._gather(queue, disconnected, generation)
-                self.metrics.pending.set(queue.qsize())
+            while not self._stop.is_set() and not inbox.closed:
+                batch = await self._gather(inbox)
+                self.metrics.pending.set(inbox.pending)
                 if flushing is not None:
                     previous, flushing = flushing, None
                     await previous
                 if len(batch):
-                    flushing = asyncio.create_task(self._flush_and_prune(batch, client, generation))
+                    flushing = asyncio.create_task(self._flush_and_prune(batch, inbox))
             if flushing is not None:
                 previous, flushing = flushing, None
                 await previous
@@ -199,50 +158,36 @@ class Ingestor:
                 # write and SQL commit, so it never races the next connection's flushes.
                 with contextlib.suppress(Stopped):
                     await flushing
-        if disconnected.done() and not self._stop.is_set():
-            raise aiomqtt.MqttError("disconnected from the broker")
+        if inbox.closed and not self._stop.is_set():
+            raise BrokerError("disconnected from the broker")
 
-    async def _gather(
-        self,
-        queue: "asyncio.Queue[aiomqtt.Message]",
-        disconnected: "asyncio.Future[None]",
-        generation: int,
-    ) -> Batch:
+    async def _gather(self, inbox: Inbox) -> Batch:
         size = self.settings.ingest.batch_size
         batch = Batch()
         deadline: float | None = None
         while len(batch) < size:
-            try:
-                message = queue.get_nowait()
-            except asyncio.QueueEmpty:
-                if self._stop.is_set() or disconnected.done():
+            records = inbox.take(min(512, size - len(batch)))
+            if not records:
+                if self._stop.is_set() or inbox.closed:
                     break
                 timeout = _IDLE_WAIT_S if deadline is None else deadline - time.monotonic()
                 if timeout <= 0:
                     break
-                got = await _next(queue, disconnected, timeout)
-                if got is None:
-                    continue
-                message = got
+                try:
+                    await inbox.wait(timeout)
+                except BrokerError:
+                    break
+                continue
             if deadline is None:
                 batch.started = time.monotonic()
                 deadline = batch.started + self.settings.ingest.batch_interval_s
-            self._add(batch, message, generation)
-            if len(batch) % 512 == 0 and time.monotonic() > deadline:
+            for received in records:
+                self._add(batch, received)
+            if time.monotonic() > deadline:
                 break
         return batch
 
-    def _add(self, batch: Batch, message: aiomqtt.Message, generation: int) -> None:
-        payload = message.payload
-        raw = payload if isinstance(payload, bytes) else str(payload).encode()
-        received = Received(
-            topic=message.topic.value,
-            payload=raw,
-            qos=message.qos,
-            mid=message.mid,
-            generation=generation,
-            received_at=utcnow(),
-        )
+    def _add(self, batch: Batch, received: Received) -> None:
         try:
             item = self.validator.check(received)
         except Exception as exc:  # noqa: BLE001 - a bug in one check must not stop the ingest
@@ -256,11 +201,11 @@ class Ingestor:
 
     # ------------------------------------------------------------------ one batch
 
-    async def _flush_and_prune(self, batch: Batch, client: aiomqtt.Client, generation: int) -> None:
-        await self._flush(batch, client, generation)
+    async def _flush_and_prune(self, batch: Batch, inbox: Inbox) -> None:
+        await self._flush(batch, inbox)
         await self._maybe_prune()  # here, so that it never runs beside a flush's SQL commit
 
-    async def _flush(self, batch: Batch, client: aiomqtt.Client, generation: int) -> None:
+    async def _flush(self, batch: Batch, inbox: Inbox) -> None:
         events = list(batch.events.values())
         ids = [e.id for e in events]
         known = (
@@ -287,11 +232,8 @@ class Ingestor:
                 self.state.commit, new_ids, batch.rejections, list(batch.devices.values())
             ),
         )
-        if generation == self._generation and not client._disconnected.done():  # noqa: SLF001
-            paho = client._client  # noqa: SLF001
-            for r in batch.received:
-                if r.qos:
-                    paho.ack(r.mid, r.qos)
+        if inbox.generation == self._generation:
+            inbox.ack(batch.received)
         self._count(batch, new, telemetry, len(events) - len(new))
 
     async def _store(
@@ -408,17 +350,3 @@ def _writer(store: EventStore, item: object) -> Callable[[], Awaitable[None]]:
     if isinstance(item, Telemetry):
         return lambda: store.write_telemetry([item])
     raise TypeError(f"cannot store {type(item).__name__}")
-
-
-async def _next(
-    queue: "asyncio.Queue[aiomqtt.Message]", disconnected: "asyncio.Future[None]", wait_s: float
-) -> aiomqtt.Message | None:
-    """Next message, or None after *wait_s* or on disconnect (never loses a dequeued message)."""
-    get: asyncio.Future[Any] = asyncio.ensure_future(queue.get())
-    waiters: set[asyncio.Future[Any]] = {get, disconnected}
-    done, _ = await asyncio.wait(waiters, timeout=wait_s, return_when=asyncio.FIRST_COMPLETED)
-    if get in done:
-        message: aiomqtt.Message = get.result()
-        return message
-    get.cancel()
-    return None

@@ -90,6 +90,11 @@ class Influxd:
     def running(self) -> bool:
         return self._proc.running
 
+    @property
+    def pid(self) -> int | None:
+        """Process id while running (benchmarks read its CPU time from /proc)."""
+        return self._proc.pid
+
     def query(self, q: str, db: str | None = None) -> dict[str, object]:
         """Run one InfluxQL statement over POST /query (admin helper for setup and tests)."""
         params = {"q": q, "epoch": "ms"}
