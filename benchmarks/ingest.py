@@ -20,6 +20,7 @@ import cProfile
 import io
 import json
 import multiprocessing as mp
+import os
 import pstats
 import statistics
 import tempfile
@@ -43,6 +44,7 @@ from paho.mqtt.properties import Properties
 from cloud.db.base import make_engine
 from cloud.ingest import paho_speedup
 from cloud.ingest.service import Ingestor
+from cloud.ingest.wire import ConnectOptions, Endpoint, WireSession
 from cloud.services.influxd import InfluxConfig, Influxd
 from cloud.services.mosquitto import Mosquitto, MosquittoConfig
 from cloud.settings import (
@@ -104,6 +106,7 @@ def bench_settings(  # noqa: PLR0917 - one value per setting the phases vary
     client_id: str,
     share_group: str,
     batch_size: int,
+    client: str = "wire",
 ) -> CloudSettings:
     return CloudSettings(
         database_url=f"sqlite:///{state_path}",
@@ -112,7 +115,10 @@ def bench_settings(  # noqa: PLR0917 - one value per setting the phases vary
             kind="influx", influx=InfluxSettings(url=influx_url, database=database)
         ),
         ingest=IngestSettings(
-            batch_size=batch_size, batch_interval_s=0.05, share_group=share_group
+            batch_size=batch_size,
+            batch_interval_s=0.05,
+            share_group=share_group,
+            client=client,
         ),
     )
 
@@ -177,22 +183,35 @@ async def ensure_session(host: str, port: int, client_id: str, subscribe: str) -
         await client.subscribe(subscribe, qos=1)
 
 
-async def raw_phase(
-    host: str, port: int, files: Sequence[Path], total: int, tag: str
-) -> dict[str, float]:
-    """Drain the backlog with a subscriber that does nothing but count (QoS 1, auto-ack)."""
-    sub = shared_subscription(f"{GROUP}-raw{tag}", Channel.EVENT)
-    await ensure_session(host, port, f"raw-sub{tag}", sub)
-    publish_s = await asyncio.to_thread(publish_backlog, host, port, files)
+async def drain_wire(host: str, port: int, client_id: str, total: int) -> int:
+    """Do-nothing subscriber on the ingestor's own MQTT client: take, count, acknowledge."""
+
+    def make(_topic: str, _payload: bytes, _qos: int, mid: int, _at: object) -> int:
+        return mid
+
+    options = ConnectOptions(client_id=client_id, session_expiry_s=0, receive_maximum=20_000)
+    count = 0
+    async with await WireSession.open(Endpoint(host, port), options, make) as session:
+        while count < total:
+            mids = session.take(total)
+            if not mids:
+                await session.wait(5.0)
+                continue
+            count += len(mids)
+            session.ack(mids)
+    return count
+
+
+async def drain_aiomqtt(host: str, port: int, client_id: str, total: int) -> int:
+    """Do-nothing subscriber on aiomqtt (paho underneath, acknowledges on receipt)."""
     props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
     props.SessionExpiryInterval = 0
     props.ReceiveMaximum = 20_000
     count = 0
-    start = time.perf_counter()
     async with aiomqtt.Client(
         host,
         port,
-        identifier=f"raw-sub{tag}",
+        identifier=client_id,
         protocol=aiomqtt.ProtocolVersion.V5,
         clean_start=False,
         properties=props,
@@ -201,7 +220,42 @@ async def raw_phase(
             count += 1
             if count >= total:
                 break
-        elapsed = time.perf_counter() - start
+    return count
+
+
+async def drain_mosquitto_sub(
+    host: str, port: int, client_id: str, total: int, subscription_name: str
+) -> int:
+    """Do-nothing subscriber in C: Mosquitto's own ``mosquitto_sub`` (QoS 1, output discarded)."""
+    proc = await asyncio.create_subprocess_exec(
+        *["mosquitto_sub", "-h", host, "-p", str(port), "-V", "5", "-q", "1", "-c"],
+        *["-i", client_id, "-t", subscription_name, "-C", str(total), "-x", "0"],
+        stdout=asyncio.subprocess.DEVNULL,
+    )
+    if await proc.wait() != 0:
+        raise RuntimeError(f"mosquitto_sub exited with {proc.returncode}")
+    return total
+
+
+RAW_CLIENTS = ("wire", "aiomqtt", "mosquitto_sub")
+
+
+async def raw_phase(  # noqa: PLR0917 - one call site, each value named there
+    host: str, port: int, files: Sequence[Path], total: int, tag: str, client: str
+) -> dict[str, float]:
+    """Drain the backlog with a subscriber that does nothing but count (QoS 1, acks)."""
+    sub = shared_subscription(f"{GROUP}-raw-{client}{tag}", Channel.EVENT)
+    client_id = f"raw-{client}{tag}"
+    await ensure_session(host, port, client_id, sub)
+    publish_s = await asyncio.to_thread(publish_backlog, host, port, files)
+    start = time.perf_counter()
+    if client == "wire":
+        count = await drain_wire(host, port, client_id, total)
+    elif client == "aiomqtt":
+        count = await drain_aiomqtt(host, port, client_id, total)
+    else:
+        count = await drain_mosquitto_sub(host, port, client_id, total, sub)
+    elapsed = time.perf_counter() - start
     return {
         "messages": count,
         "seconds": round(elapsed, 3),
@@ -255,6 +309,29 @@ class Probe:
         return sorted((self.stored[i] - t) * 1000 for i, t in self.sent.items() if i in self.stored)
 
 
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (all its threads), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+@dataclass(frozen=True, slots=True)
+class CpuMeter:
+    """CPU used by each process of the pipeline over a phase, in cores (CPU s / wall s)."""
+
+    pids: dict[str, int]
+
+    def snapshot(self) -> dict[str, float]:
+        return {name: cpu_seconds(pid) for name, pid in self.pids.items()}
+
+    def cores(self, before: dict[str, float], wall_s: float) -> dict[str, float]:
+        after = self.snapshot()
+        return {name: round((after[name] - before[name]) / wall_s, 3) for name in self.pids}
+
+
 def percentile(values: Sequence[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -292,17 +369,20 @@ async def ingest_phase(  # noqa: PLR0917 - one call site, each value named there
     args: argparse.Namespace,
     profiler: cProfile.Profile | None,
     tag: str,
+    client: str,
+    meter: CpuMeter,
 ) -> dict[str, Any]:
-    db = f"bench{tag}"
+    db = f"bench{client}{tag}"
     settings = bench_settings(
         host,
         port,
         influx_url,
         db,
-        workdir / f"state{tag}.sqlite",
-        f"bench-ingest{tag}",
-        f"{GROUP}{tag}",
+        workdir / f"state-{client}{tag}.sqlite",
+        f"bench-ingest-{client}{tag}",
+        f"{GROUP}-{client}{tag}",
         args.batch_size,
+        client,
     )
     store = build_store(settings.store)
     engine = make_engine(settings.database_url)
@@ -321,11 +401,14 @@ async def ingest_phase(  # noqa: PLR0917 - one call site, each value named there
     stop = asyncio.Event()
     if profiler is not None:
         profiler.enable()
+    meter = CpuMeter({**meter.pids, "ingestor": os.getpid()})
+    cpu_before = meter.snapshot()
     start = time.perf_counter()
     task = asyncio.create_task(ingestor.run(stop))
     while ingestor.stats().stored_events < total:  # noqa: ASYNC110 - another task's counter
         await asyncio.sleep(0.005)
     elapsed = time.perf_counter() - start
+    cpu = meter.cores(cpu_before, elapsed)
     if profiler is not None:
         profiler.disable()
     drained = ingestor.stats()
@@ -354,6 +437,7 @@ async def ingest_phase(  # noqa: PLR0917 - one call site, each value named there
         "stored_in_influx": stored,
         "batches": drained.batches,
         "mean_batch": round(drained.received / max(drained.batches, 1), 1),
+        "cpu_cores": cpu,
         "latency_ms": {
             "live_rate_per_s": args.live_rate,
             "live_events": live_sent,
@@ -438,6 +522,7 @@ async def scaled_phase(  # noqa: PLR0917 - one call site, each value named there
     processes: int,
     batch_size: int,
     tag: str,
+    meter: CpuMeter,
 ) -> dict[str, Any]:
     """Drain the backlog with *processes* ingestor processes in one share group."""
     ctx = mp.get_context("spawn")
@@ -472,6 +557,9 @@ async def scaled_phase(  # noqa: PLR0917 - one call site, each value named there
             if not await asyncio.to_thread(s.ready.wait, 120):
                 raise RuntimeError("an ingestor process did not start")
         await asyncio.to_thread(publish_backlog, host, port, files)
+        workers = {f"ingestor-{n}": p.pid for n, p in enumerate(procs) if p.pid is not None}
+        meter = CpuMeter({**meter.pids, **workers})
+        cpu_before = meter.snapshot()
         start = time.perf_counter()
         for s in signals:
             s.go.set()
@@ -481,6 +569,7 @@ async def scaled_phase(  # noqa: PLR0917 - one call site, each value named there
                 raise RuntimeError("the scaled ingest did not finish in 600 s")
             await asyncio.sleep(0.005)
         elapsed = time.perf_counter() - start
+        cpu = meter.cores(cpu_before, elapsed)
     finally:
         for s in signals:
             s.go.set()
@@ -493,6 +582,7 @@ async def scaled_phase(  # noqa: PLR0917 - one call site, each value named there
         "seconds": round(elapsed, 3),
         "rate": round(total / elapsed, 1),
         "per_process": [s.stored.value for s in signals],
+        "cpu_cores": cpu,
         "stored_in_influx": await count_stored(influx_url, db),
     }
 
@@ -514,6 +604,69 @@ def top_functions(profiler: cProfile.Profile, n: int = 20) -> list[dict[str, Any
     return rows[:n]
 
 
+async def one_round(  # noqa: PLR0917 - one call site, each value named there
+    broker: Mosquitto,
+    influxd: Influxd,
+    files: Sequence[Path],
+    workdir: Path,
+    args: argparse.Namespace,
+    profiler: cProfile.Profile | None,
+    tag: str,
+) -> dict[str, Any]:
+    """Same messages, same broker, back to back: every raw subscriber, then every ingestor."""
+    total = len(files) * args.events
+    meter = CpuMeter({"mosquitto": _pid(broker.pid), "influxd": _pid(influxd.pid)})
+    raw = {
+        client: await raw_phase(broker.host, broker.port, files, total, tag, client)
+        for client in RAW_CLIENTS
+    }
+    raw_best = max(r["rate"] for r in raw.values())
+    ingest = {
+        client: await ingest_phase(
+            broker.host,
+            broker.port,
+            influxd.url,
+            files,
+            total,
+            workdir,
+            args,
+            profiler if client == "wire" else None,
+            tag,
+            client,
+            meter,
+        )
+        for client in args.clients.split(",")
+    }
+    one: dict[str, Any] = {
+        "raw": raw,
+        "raw_rate": raw_best,
+        "ingest": ingest,
+        "ratio_to_raw": {c: round(i["rate"] / raw_best, 3) for c, i in ingest.items()},
+    }
+    if args.processes > 1:
+        scaled = await scaled_phase(
+            broker.host,
+            broker.port,
+            influxd.url,
+            files,
+            total,
+            workdir,
+            args.processes,
+            args.batch_size,
+            tag,
+            meter,
+        )
+        one["ingest_scaled"] = scaled
+        one["scaled_ratio_to_raw"] = round(scaled["rate"] / raw_best, 3)
+    return one
+
+
+def _pid(pid: int | None) -> int:
+    if pid is None:
+        raise RuntimeError("a service of the benchmark is not running")
+    return pid
+
+
 async def main(args: argparse.Namespace) -> dict[str, Any]:
     total = args.devices * args.events
     with tempfile.TemporaryDirectory(prefix="cityops-bench-ingest-") as tmp:
@@ -531,73 +684,50 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         influxd.start()
         try:
             files = write_payloads(workdir, args.devices, args.events)
-            paho_speedup.install()  # the ingestor does this; the raw client gets it too
+            paho_speedup.install()  # the aiomqtt ingestor does this; the raw client gets it too
             profiler = cProfile.Profile() if args.profile else None
-            rounds = []
-            for r in range(args.rounds):
-                # Same messages, same broker, back to back: raw then ingest, per round.
-                raw = await raw_phase(broker.host, broker.port, files, total, str(r))
-                ingest = await ingest_phase(
-                    broker.host,
-                    broker.port,
-                    influxd.url,
-                    files,
-                    total,
-                    workdir,
-                    args,
-                    profiler,
-                    str(r),
-                )
-                one: dict[str, Any] = {
-                    "raw_mosquitto": raw,
-                    "ingest_influx": ingest,
-                    "ratio_to_raw": round(ingest["rate"] / raw["rate"], 3),
-                }
-                if args.processes > 1:
-                    scaled = await scaled_phase(
-                        broker.host,
-                        broker.port,
-                        influxd.url,
-                        files,
-                        total,
-                        workdir,
-                        args.processes,
-                        args.batch_size,
-                        str(r),
-                    )
-                    one["ingest_scaled"] = scaled
-                    one["scaled_ratio_to_raw"] = round(scaled["rate"] / raw["rate"], 3)
-                rounds.append(one)
+            rounds = [
+                await one_round(broker, influxd, files, workdir, args, profiler, str(r))
+                for r in range(args.rounds)
+            ]
         finally:
             influxd.stop()
             broker.stop()
+    clients = args.clients.split(",")
+    median: dict[str, Any] = {
+        "raw_rate": statistics.median(r["raw_rate"] for r in rounds),
+        "raw_rate_by_client": {
+            c: statistics.median(r["raw"][c]["rate"] for r in rounds) for c in RAW_CLIENTS
+        },
+        "ingest_rate": {
+            c: statistics.median(r["ingest"][c]["rate"] for r in rounds) for c in clients
+        },
+        "ratio_to_raw": {
+            c: statistics.median(r["ratio_to_raw"][c] for r in rounds) for c in clients
+        },
+        "latency_p50_ms": {
+            c: statistics.median(r["ingest"][c]["latency_ms"]["p50"] for r in rounds)
+            for c in clients
+        },
+        "latency_p99_ms": {
+            c: statistics.median(r["ingest"][c]["latency_ms"]["p99"] for r in rounds)
+            for c in clients
+        },
+    }
+    if args.processes > 1:
+        median["scaled_rate"] = statistics.median(r["ingest_scaled"]["rate"] for r in rounds)
+        median["scaled_ratio_to_raw"] = statistics.median(r["scaled_ratio_to_raw"] for r in rounds)
     result: dict[str, Any] = {
         "benchmark": "ingest",
         "devices": args.devices,
         "events": total,
         "batch_size": args.batch_size,
-        "median": {
-            "raw_rate": statistics.median(r["raw_mosquitto"]["rate"] for r in rounds),
-            "ingest_rate": statistics.median(r["ingest_influx"]["rate"] for r in rounds),
-            "ratio_to_raw": statistics.median(r["ratio_to_raw"] for r in rounds),
-            "latency_p50_ms": statistics.median(
-                r["ingest_influx"]["latency_ms"]["p50"] for r in rounds
-            ),
-            "latency_p99_ms": statistics.median(
-                r["ingest_influx"]["latency_ms"]["p99"] for r in rounds
-            ),
-        },
         "processes": args.processes,
+        "median": median,
         "rounds": rounds,
         "target": {"events_per_s": 25_000, "ratio": 0.5},
+        "raw_rate_is": "the fastest of the do-nothing subscribers in the same round",
     }
-    if args.processes > 1:
-        result["median"]["scaled_rate"] = statistics.median(
-            r["ingest_scaled"]["rate"] for r in rounds
-        )
-        result["median"]["scaled_ratio_to_raw"] = statistics.median(
-            r["scaled_ratio_to_raw"] for r in rounds
-        )
     if profiler is not None:
         result["profile_top_tottime"] = top_functions(profiler)
     return result
@@ -614,5 +744,10 @@ if __name__ == "__main__":
     parser.add_argument(
         "--processes", type=int, default=2, help="ingestor processes of the scaled phase (1: skip)"
     )
-    parser.add_argument("--profile", action="store_true", help="cProfile the ingest phases")
+    parser.add_argument(
+        "--clients",
+        default="wire,aiomqtt",
+        help="comma-separated MQTT clients of the one-process ingest phase (ingest.client)",
+    )
+    parser.add_argument("--profile", action="store_true", help="cProfile the wire ingest phase")
     print(json.dumps(asyncio.run(main(parser.parse_args())), indent=2))
