@@ -5,12 +5,13 @@ InfluxDB 1.x, 2.x (v1 compatibility) and 3 Core all serve. Auth: HTTP Basic for 
 ``Authorization: Token`` for 2.x/3.x. Schema and idempotency: see ``cloud.store.line_protocol``.
 """
 
+import asyncio
 import base64
 import gzip
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
@@ -47,6 +48,10 @@ _GROUP_TAG = {"kind": "kind", "zone_id": "zone", "device_id": "device"}
 _HTTP_BAD_REQUEST = 400
 _HTTP_NOT_FOUND = 404
 _HTTP_NO_CONTENT = 204
+T = TypeVar("T")
+WRITE_CHUNK = 1000
+"""Points per ``/write`` request. The chunks of one batch are sent as soon as each is built, so
+InfluxDB parses and indexes chunk k while the line protocol of chunk k+1 is being made."""
 _MS = 1_000_000
 _EDGE_MARGIN = 32
 """Extra rows fetched so that events dropped by the exact bound check do not shorten a page."""
@@ -165,12 +170,34 @@ class InfluxEventStore:
         await self._client.aclose()
 
     async def write_events(self, events: Sequence[Event]) -> None:
-        if events:
-            await self._write(lines(event_line(e) for e in events))
+        await self._write_chunked(events, event_line)
 
     async def write_telemetry(self, items: Sequence[Telemetry]) -> None:
-        if items:
-            await self._write(lines(telemetry_line(t) for t in items))
+        await self._write_chunked(items, telemetry_line)
+
+    async def _write_chunked(self, items: Sequence[T], line: Callable[[T], str]) -> None:
+        """Write *items* in chunks sent concurrently; done only when every chunk is written.
+
+        A chunk that fails fails the whole call (the caller retries all of it: rewriting a point
+        is idempotent). ``StoreUnavailableError`` wins over ``StoreRejectedError``, so that an
+        outage is retried rather than turned into dead letters.
+        """
+        sent: list[asyncio.Task[None]] = []
+        try:
+            for start in range(0, len(items), WRITE_CHUNK):
+                body = lines(line(item) for item in items[start : start + WRITE_CHUNK])
+                sent.append(asyncio.create_task(self._write(body)))
+                await asyncio.sleep(0)  # let the request go out before building the next chunk
+            results = await asyncio.gather(*sent, return_exceptions=True)
+        finally:
+            for task in sent:
+                task.cancel()  # no-op for finished ones; on cancellation, abandons the rest
+        errors = [r for r in results if isinstance(r, BaseException)]
+        for error in errors:
+            if isinstance(error, StoreUnavailableError):
+                raise error
+        if errors:
+            raise errors[0]
 
     async def query_events(self, query: EventQuery) -> EventPage:
         """Newest first, paged by the point time.

@@ -9,8 +9,8 @@ from pydantic import SecretStr
 
 from cloud.services.influxd import InfluxConfig, Influxd
 from cloud.settings import InfluxSettings
-from cloud.store.base import EventQuery, StoreUnavailableError
-from cloud.store.influx import InfluxEventStore
+from cloud.store.base import EventQuery, StoreRejectedError, StoreUnavailableError
+from cloud.store.influx import WRITE_CHUNK, InfluxEventStore
 from cloud.store.line_protocol import event_line, string_field, tag, telemetry_line
 from tests.cloud.store.factories import make_event, make_telemetry
 from tests.conftest import need
@@ -112,3 +112,27 @@ def _split(line: str) -> tuple[str, str, str]:
     parts.append(current)
     assert len(parts) == 3, parts
     return parts[0], parts[1], parts[2]
+
+
+async def test_a_batch_of_several_write_chunks_is_stored_whole(
+    influxd: Influxd, influx_db: str
+) -> None:
+    store = InfluxEventStore(InfluxSettings(url=influxd.url, database=influx_db))
+    events = [make_event(f"dev-{i % 4}") for i in range(2 * WRITE_CHUNK + 500)]
+    await store.write_events(events)
+    data = influxd.query('SELECT count("id") FROM "events"', db=influx_db)
+    assert data["results"][0]["series"][0]["values"][0][1] == len(events)  # type: ignore[index]
+    await store.close()
+
+
+async def test_a_refused_chunk_refuses_the_write(influxd: Influxd, influx_db: str) -> None:
+    # A string "objects" field makes InfluxDB refuse every later integer "objects" (type conflict).
+    async with httpx.AsyncClient() as http:
+        resp = await http.post(
+            f"{influxd.url}/write", params={"db": influx_db}, content='events,device=x objects="s"'
+        )
+        assert resp.status_code == 204
+    store = InfluxEventStore(InfluxSettings(url=influxd.url, database=influx_db))
+    with pytest.raises(StoreRejectedError, match="conflict"):
+        await store.write_events([make_event() for _ in range(WRITE_CHUNK + 10)])
+    await store.close()
