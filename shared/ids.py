@@ -5,8 +5,10 @@ import re
 import threading
 import time
 import uuid
+from typing import Final
 
-_UUID7_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
+UUID7_PATTERN: Final = r"^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$"
+_UUID7_RE = re.compile(UUID7_PATTERN)
 _SEQ_MAX = 0xFFF
 _lock = threading.Lock()
 _last_ms = 0
@@ -44,3 +46,12 @@ def is_uuid7(value: str) -> bool:
 def uuid7_ms(value: str) -> int:
     """Milliseconds since the epoch encoded in a UUIDv7."""
     return uuid.UUID(value).int >> 80
+
+
+def canonical_uuid7_ms(value: str) -> int:
+    """``uuid7_ms`` of an id ``is_uuid7`` accepts, read from its first 12 hex digits.
+
+    Several times cheaper than parsing a ``uuid.UUID``; only for ids validated as UUIDv7 (any
+    other string gives a meaningless number or ``ValueError``).
+    """
+    return int(value[:8] + value[9:13], 16)
