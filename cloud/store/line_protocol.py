@@ -9,10 +9,12 @@ The id itself stays a field: never a tag (one series per event would explode car
 
 import base64
 import math
-from collections.abc import Iterable
+from collections.abc import Hashable, Iterable
+from json.encoder import encode_basestring
+from typing import Final
 
 from cloud.store.records import event_body, telemetry_body, to_us
-from shared.events import Event
+from shared.events import Event, Phase, Snapshot
 from shared.telemetry import Telemetry
 
 EVENTS = "events"
@@ -22,6 +24,9 @@ SNAPSHOT_CHUNK = 60_000
 SNAPSHOT_FIELDS = 3
 """Enough chunks for ``shared.limits.MAX_SNAPSHOT_BYTES`` (96 KiB, 128 KiB as base64)."""
 
+_SERIES_CACHE_SIZE: Final = 65_536
+"""Tag sets remembered (one per device, camera, kind, severity and zone seen); emptied when full."""
+_series: dict[tuple[Hashable, ...], str] = {}
 _TAG_ESCAPES = str.maketrans({",": r"\,", "=": r"\=", " ": r"\ "})
 _TELEMETRY_FLOATS = (
     "uptime_s",
@@ -57,32 +62,71 @@ def float_field(value: float) -> str | None:
     return repr(float(value)) if math.isfinite(value) else None
 
 
+_PHASES: Final = {phase: string_field(phase.value) for phase in Phase}
+"""``phase`` field values, made once."""
+
+
 def event_line(event: Event) -> str:
-    tags = [f"{EVENTS},device={tag(event.device_id)}"]
+    """One event as a line: the series (tags), fields, then the timestamp.
+
+    Fields: ``id``, ``phase``, ``dwell_s``, ``objects`` (count), ``body`` (the event as JSON,
+    see ``records.event_body``), ``lat``/``lon`` with a location, and the snapshot's size and
+    base64 chunks. Built with as few steps as possible (it runs for every stored event): the tag
+    set is remembered per series, the fields are one f-string. tests/cloud/store/
+    test_line_protocol.py keeps the plain field-by-field version this must equal.
+    """
+    key = (event.device_id, event.camera_id, event.kind, event.severity, event.zone_id)
+    head = _series.get(key)
+    if head is None:
+        head = _series_head(event)
+        if len(_series) >= _SERIES_CACHE_SIZE:
+            _series.clear()
+        _series[key] = head
+    dwell = event.dwell_s
+    line = (
+        f"{head} id={string_field(event.id)},phase={_PHASES.get(event.phase) or _phase(event)},"
+        f"dwell_s={repr(float(dwell)) if math.isfinite(dwell) else '0.0'},"
+        f"objects={len(event.objects)}i,body={_json_field(event_body(event))}"
+    )
+    location = event.location
+    if location is not None:
+        line = f"{line},lat={location.lat!r},lon={location.lon!r}"
+    if event.snapshot is not None:
+        line = f"{line},{_snapshot_fields(event.snapshot)}"
+    return f"{line} {event_time_ns(event)}"
+
+
+def _phase(event: Event) -> str:
+    return string_field(event.phase.value)
+
+
+def _series_head(event: Event) -> str:
+    """Measurement and tag set of *event*'s series."""
+    head = f"{EVENTS},device={tag(event.device_id)}"
     if event.camera_id is not None:
-        tags.append(f"camera={tag(event.camera_id)}")
-    tags.append(f"kind={tag(event.kind.value)}")
-    tags.append(f"severity={tag(event.severity.value)}")
+        head += f",camera={tag(event.camera_id)}"
+    head += f",kind={tag(event.kind.value)},severity={tag(event.severity.value)}"
     if event.zone_id is not None:
-        tags.append(f"zone={tag(event.zone_id)}")
-    fields = [
-        f"id={string_field(event.id)}",
-        f"phase={string_field(event.phase.value)}",
-        f"dwell_s={float_field(event.dwell_s) or '0.0'}",
-        f"objects={len(event.objects)}i",
-        f"body={string_field(event_body(event))}",
-    ]
-    if event.location is not None:
-        fields.append(f"lat={event.location.lat!r}")
-        fields.append(f"lon={event.location.lon!r}")
-    snap = event.snapshot
-    if snap is not None:
-        data = base64.b64encode(snap.data).decode()
-        fields.append(f"snap_w={snap.width}i")
-        fields.append(f"snap_h={snap.height}i")
-        chunks = [data[i : i + SNAPSHOT_CHUNK] for i in range(0, len(data), SNAPSHOT_CHUNK)]
-        fields.extend(f"snap_{n}={string_field(chunk)}" for n, chunk in enumerate(chunks))
-    return f"{','.join(tags)} {','.join(fields)} {event_time_ns(event)}"
+        head += f",zone={tag(event.zone_id)}"
+    return head
+
+
+def _json_field(text: str) -> str:
+    r"""``string_field`` for JSON made by pydantic, in one C call.
+
+    ``json.encoder.encode_basestring`` quotes and escapes ``"`` and ``\`` exactly like
+    ``string_field``; it would also escape control characters, but JSON text has none (they are
+    escaped inside its strings), so the result is the same.
+    """
+    return encode_basestring(text)
+
+
+def _snapshot_fields(snap: Snapshot) -> str:
+    data = base64.b64encode(snap.data).decode()
+    fields = [f"snap_w={snap.width}i", f"snap_h={snap.height}i"]
+    chunks = [data[i : i + SNAPSHOT_CHUNK] for i in range(0, len(data), SNAPSHOT_CHUNK)]
+    fields.extend(f"snap_{n}={string_field(chunk)}" for n, chunk in enumerate(chunks))
+    return ",".join(fields)
 
 
 def telemetry_line(item: Telemetry) -> str:

@@ -10,10 +10,18 @@ from shared.telemetry import Telemetry
 
 GROUP_KEYS = frozenset({"kind", "zone_id", "device_id"})
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ONE_US = timedelta(microseconds=1)
 
 
 def event_body(event: Event) -> str:
-    """The event as compact JSON without its snapshot (kept apart, read only by ``get_event``)."""
+    """The event as compact JSON without its snapshot (kept apart, read only by ``get_event``).
+
+    The same text as ``event.model_dump_json(exclude={"snapshot"}, exclude_none=True)``. Without a
+    snapshot (nearly every event) ``exclude_none`` already leaves it out, and the model's
+    serializer is called directly: no ``exclude`` set to apply, no Python wrapper in between.
+    """
+    if event.snapshot is None:
+        return event.__pydantic_serializer__.to_json(event, exclude_none=True).decode()
     return event.model_dump_json(exclude={"snapshot"}, exclude_none=True)
 
 
@@ -32,8 +40,7 @@ def telemetry_from_body(body: str | bytes) -> Telemetry:
 
 def to_us(value: datetime) -> int:
     """Microseconds since the epoch (exact: no float rounding)."""
-    delta = value.astimezone(UTC) - _EPOCH
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+    return (value.astimezone(UTC) - _EPOCH) // _ONE_US
 
 
 def from_us(value: int) -> datetime:
