@@ -63,6 +63,15 @@ class IngestSettings(BaseModel):
         le=60.0,
         description="Store a non-empty batch at the latest this long after its first message.",
     )
+    max_batches_in_flight: int = Field(
+        default=2,
+        ge=1,
+        le=8,
+        description=(
+            "Batches being stored at once (1: one at a time). Hooks still run in batch order "
+            "and every message is acknowledged only after its own batch is stored."
+        ),
+    )
     share_group: str = Field(
         default="cityops-ingest",
         pattern=r"^[A-Za-z0-9_-]{1,64}$",

@@ -6,13 +6,19 @@ await the hooks with the new events, record ids/dead letters/device registry in 
 acknowledge the MQTT messages. A crash anywhere before the acks makes the broker redeliver the
 batch; the store and the id table make the second pass a no-op, so nothing is lost or doubled.
 Hooks are therefore called at least once per event (normally exactly once).
+
+Batches overlap: the next one is validated while up to ``ingest.max_batches_in_flight`` are being
+stored. An event id is handled by one batch in flight at a time (the others count it as a
+duplicate), hooks run in batch order, and acks follow each batch's own commit.
 """
 
 import asyncio
+import collections
 import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TypeVar
 
@@ -50,6 +56,14 @@ _CHANNEL_OF: dict[type, str] = {
 _IDLE_WAIT_S = 0.5
 
 
+@dataclass(slots=True)
+class _Flight:
+    """One batch being stored: its task, and a flag set once its hooks have run."""
+
+    hooked: asyncio.Event
+    task: "asyncio.Task[None]" = field(init=False)
+
+
 class Stopped(Exception):  # noqa: N818 - a signal, not an error
     """The stop event was set while waiting for a backend; the batch stays unacknowledged."""
 
@@ -76,6 +90,9 @@ class Ingestor:
         self._generation = 0
         self._stop = asyncio.Event()
         self._last_prune = 0.0
+        self._claimed: set[str] = set()
+        """Event ids of the batches being stored now (a batch skips ids another one holds)."""
+        self._sql = asyncio.Lock()
         self.prune_every_s = 60.0
         """How often remembered ids and dead letters are trimmed."""
 
@@ -127,39 +144,49 @@ class Ingestor:
                 backoff = min(backoff * 2, self.settings.ingest.retry_max_s)
 
     async def _consume(self, inbox: Inbox) -> None:
-        """Gather and validate batch N+1 while batch N is being stored (one flush at a time).
+        """Gather and validate the next batch while earlier ones are stored.
 
-        Flushes never overlap, so each one sees the ids the previous one committed, and a batch
-        is acknowledged only by its own flush, after its store write and SQL commit.
+        Up to ``ingest.max_batches_in_flight`` batches are being stored at once (the store write
+        of one overlaps the SQL commit of the one before and the validation of the one after).
+        Hooks run in batch order, each batch is acknowledged only by its own flush after its
+        store write and SQL commit, and an event id is handled by one batch in flight at a time.
         """
-        flushing: asyncio.Task[None] | None = None
+        flights: collections.deque[_Flight] = collections.deque()
+        limit = self.settings.ingest.max_batches_in_flight
         try:
             while not self._stop.is_set() and not inbox.closed:
                 batch = await self._gather(inbox)
                 self.metrics.pending.set(inbox.pending)
-                if flushing is not None:
-                    previous, flushing = flushing, None
-                    await previous
+                while len(flights) >= limit:
+                    await flights.popleft().task
                 if len(batch):
-                    flushing = asyncio.create_task(self._flush_and_prune(batch, inbox))
-            if flushing is not None:
-                previous, flushing = flushing, None
-                await previous
+                    flights.append(self._launch(batch, inbox, flights[-1] if flights else None))
+            while flights:
+                await flights.popleft().task
         except Stopped:
             return
         except asyncio.CancelledError:
-            if flushing is not None:
-                flushing.cancel()  # unacknowledged: the broker redelivers it
-                flushing = None
+            for flight in flights:
+                flight.task.cancel()  # unacknowledged: the broker redelivers them
+            flights.clear()
             raise
         finally:
-            if flushing is not None:
-                # Leaving early (disconnect, error): let the batch in flight finish its store
-                # write and SQL commit, so it never races the next connection's flushes.
+            # Leaving early (disconnect, error): let the batches in flight finish their store
+            # writes and SQL commits, so they never race the next connection's flushes.
+            for flight in flights:
                 with contextlib.suppress(Stopped):
-                    await flushing
+                    await flight.task
         if inbox.closed and not self._stop.is_set():
             raise BrokerError("disconnected from the broker")
+
+    def _launch(self, batch: Batch, inbox: Inbox, previous: "_Flight | None") -> "_Flight":
+        """Start storing *batch*; it claims its event ids unless a batch in flight holds them."""
+        mine = [i for i in batch.events if i not in self._claimed]
+        self._claimed.update(mine)
+        flight = _Flight(hooked=asyncio.Event())
+        after = previous.hooked if previous is not None else None
+        flight.task = asyncio.create_task(self._flush_and_prune(batch, inbox, mine, after, flight))
+        return flight
 
     async def _gather(self, inbox: Inbox) -> Batch:
         size = self.settings.ingest.batch_size
@@ -201,22 +228,41 @@ class Ingestor:
 
     # ------------------------------------------------------------------ one batch
 
-    async def _flush_and_prune(self, batch: Batch, inbox: Inbox) -> None:
-        await self._flush(batch, inbox)
-        await self._maybe_prune()  # here, so that it never runs beside a flush's SQL commit
+    async def _flush_and_prune(
+        self,
+        batch: Batch,
+        inbox: Inbox,
+        mine: list[str],
+        after: asyncio.Event | None,
+        flight: "_Flight",
+    ) -> None:
+        try:
+            await self._flush(batch, inbox, mine, after, flight.hooked)
+        finally:
+            flight.hooked.set()  # never leave the next batch waiting for hooks that won't run
+            self._claimed.difference_update(mine)
+        await self._maybe_prune()
 
-    async def _flush(self, batch: Batch, inbox: Inbox) -> None:
-        events = list(batch.events.values())
-        ids = [e.id for e in events]
+    async def _flush(
+        self,
+        batch: Batch,
+        inbox: Inbox,
+        mine: list[str],
+        after: asyncio.Event | None,
+        hooked: asyncio.Event,
+    ) -> None:
+        """Store, hook (after the batch before has), commit, acknowledge: one batch."""
         known = (
             await self._retry(
-                "state database", lambda: asyncio.to_thread(self.state.known_ids, ids)
+                "state database", lambda: asyncio.to_thread(self.state.known_ids, mine)
             )
-            if ids
+            if mine
             else set()
         )
-        new = [e for e in events if e.id not in known]
+        new = [batch.events[i] for i in mine if i not in known]
         new, telemetry = await self._store(batch, new, list(batch.telemetry))
+        if after is not None:
+            await after.wait()
         for hook in self.hooks:
             if not new:
                 break
@@ -225,16 +271,18 @@ class Ingestor:
             except Exception:
                 self.metrics.count_hook_error()
                 log.exception("event hook %r failed; the events stay stored", hook)
+        hooked.set()
         new_ids = [e.id for e in new]
-        await self._retry(
-            "state database",
-            lambda: asyncio.to_thread(
-                self.state.commit, new_ids, batch.rejections, list(batch.devices.values())
-            ),
-        )
+        async with self._sql:
+            await self._retry(
+                "state database",
+                lambda: asyncio.to_thread(
+                    self.state.commit, new_ids, batch.rejections, list(batch.devices.values())
+                ),
+            )
         if inbox.generation == self._generation:
             inbox.ack(batch.received)
-        self._count(batch, new, telemetry, len(events) - len(new))
+        self._count(batch, new, telemetry, len(batch.events) - len(new))
 
     async def _store(
         self, batch: Batch, events: list[Event], telemetry: list[Telemetry]
@@ -335,8 +383,9 @@ class Ingestor:
         oldest = utcnow() - timedelta(seconds=self.settings.ingest.dedup_window_s)
         keep = self.settings.ingest.dead_letter_max_rows
         try:
-            forgotten = await asyncio.to_thread(self.state.forget_before, oldest)
-            trimmed = await asyncio.to_thread(self.state.trim_dead_letters, keep)
+            async with self._sql:  # never beside a flush's SQL commit
+                forgotten = await asyncio.to_thread(self.state.forget_before, oldest)
+                trimmed = await asyncio.to_thread(self.state.trim_dead_letters, keep)
         except SQLAlchemyError as exc:
             log.warning("could not trim ingest tables: %s", exc)
             return

@@ -1,8 +1,13 @@
-"""Batch N+1 is gathered while batch N is stored, but never stored or acknowledged before it."""
+"""Batches overlap but are hooked and acknowledged in order, never more in flight than the limit.
+
+Up to ``max_batches_in_flight`` batches are stored at once while the next one is gathered.
+"""
 
 import asyncio
 from collections.abc import Sequence
 from pathlib import Path
+
+import pytest
 
 from cloud.db.base import make_engine
 from cloud.ingest.service import Ingestor
@@ -19,11 +24,18 @@ from tests.conftest import Broker
 BATCH = 50
 
 
-async def test_the_next_batch_waits_for_the_batch_being_stored(
-    mosquitto: Broker, store_settings: StoreSettings, tmp_path: Path
+@pytest.mark.parametrize("in_flight", [1, 2])
+async def test_later_batches_wait_for_the_hooks_of_the_batch_before(
+    mosquitto: Broker, store_settings: StoreSettings, tmp_path: Path, in_flight: int
 ) -> None:
     settings = make_settings(
-        mosquitto, store_settings, tmp_path, "pipeline", batch_size=BATCH, batch_interval_s=5.0
+        mosquitto,
+        store_settings,
+        tmp_path,
+        f"pipeline-{in_flight}",
+        batch_size=BATCH,
+        batch_interval_s=5.0,
+        max_batches_in_flight=in_flight,
     )
     store = build_store(settings.store)
     engine = make_engine(settings.database_url)
@@ -56,9 +68,13 @@ async def test_the_next_batch_waits_for_the_batch_being_stored(
                 pub.send(e, Channel.EVENT)
             await asyncio.to_thread(pub.flush)
         await asyncio.sleep(1.0)  # time enough to gather (and, if it were wrong, store) more
-        # The first batch (events, plus any retained presence) is stored, nothing after it.
+        # Only the first batch is hooked; the batches in flight behind it may be stored (one
+        # with a limit of 1: the held one; two with 2) but neither hooked nor acknowledged, and
+        # the third waits to be stored until a place is free.
         assert len(hooked) == 1
-        assert await stored() == len(hooked[0]) > 0
+        first = len(hooked[0])
+        assert first > 0
+        assert await stored() == first + (in_flight - 1) * BATCH
         assert ingestor.stats().stored_events == 0  # not acknowledged while its hook runs
         release.set()
 
