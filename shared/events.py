@@ -105,14 +105,14 @@ class Snapshot(WireModel):
         return value
 
 
-AttributeValue = str | int | float | bool
+AttributeValue = str | int | Annotated[float, Field(allow_inf_nan=False)] | bool
+"""Attribute values; floats must be finite (JSON has no NaN/Infinity, stores would write null)."""
 _MAX_ATTRIBUTE_TEXT: Final = 256
 EventId = Annotated[
     str,
     NativeCheck(
-        # ``shared.ids.is_uuid7`` in pydantic-core. Python's ``$`` also matches before a final
-        # newline, Rust's does not: ``\n?`` keeps accepting exactly what ``is_uuid7`` accepts.
-        core_schema.str_schema(pattern=UUID7_PATTERN.removesuffix("$") + r"\n?$"),
+        # ``shared.ids.is_uuid7`` in pydantic-core (both refuse a trailing newline).
+        core_schema.str_schema(pattern=UUID7_PATTERN),
         "id must be a lower-case UUIDv7 string",
     ),
     Field(description="UUIDv7 (time-ordered); the idempotency key."),
@@ -132,7 +132,10 @@ def _utc_checked(value: datetime, field: str) -> datetime:
     Converted first: arithmetic on ``datetime.UTC`` is cheaper than on pydantic's own tzinfo.
     ``time.time()`` instead of ``utcnow()``: the same clock, without building a datetime.
     """
-    value = value.astimezone(UTC)
+    try:
+        value = value.astimezone(UTC)
+    except OverflowError as exc:  # e.g. 0001-01-01T00:00:00+05:00 is before year 1 in UTC
+        raise ValueError("timestamp is out of range once converted to UTC") from exc
     skew = value.timestamp() - time.time()
     if skew > MAX_FUTURE_SKEW_S:
         raise ValueError(_future_message(field, skew))

@@ -40,7 +40,8 @@ def new_id(at_ms: int | None = None) -> str:
 
 
 def is_uuid7(value: str) -> bool:
-    return bool(_UUID7_RE.match(value))
+    """A lower-case UUIDv7 string and nothing else (no trailing newline: ``fullmatch``)."""
+    return _UUID7_RE.fullmatch(value) is not None
 
 
 def uuid7_ms(value: str) -> int:
