@@ -36,7 +36,12 @@ from cloud.ingest.state import IngestState
 from cloud.ingest.subscriber import BrokerError, Inbox, connect
 from cloud.ingest.validate import Validator, channel_label
 from cloud.settings import CloudSettings
-from cloud.store.base import EventStore, StoreRejectedError, StoreUnavailableError
+from cloud.store.base import (
+    EventStore,
+    KeepsSourceJson,
+    StoreRejectedError,
+    StoreUnavailableError,
+)
 from shared.clock import utcnow
 from shared.commands import CommandAck
 from shared.events import Event
@@ -289,7 +294,7 @@ class Ingestor:
     ) -> tuple[list[Event], list[Telemetry]]:
         """Write both kinds; items the store refuses outright become dead letters."""
         try:
-            await self._retry("store", lambda: self.store.write_events(events))
+            await self._retry("store", lambda: self._write_events(batch, events))
         except StoreRejectedError:
             events = await self._one_by_one(batch, events)
         try:
@@ -297,6 +302,13 @@ class Ingestor:
         except StoreRejectedError:
             telemetry = await self._one_by_one(batch, telemetry)
         return events, telemetry
+
+    async def _write_events(self, batch: Batch, events: list[Event]) -> None:
+        if isinstance(self.store, KeepsSourceJson):
+            sources = [batch.sources[id(e)].payload for e in events]
+            await self.store.write_events_with_sources(events, sources)
+        else:
+            await self.store.write_events(events)
 
     async def _one_by_one(self, batch: Batch, items: Sequence[T]) -> list[T]:
         """The store refused a whole write: find the items it refuses and dead-letter them."""

@@ -6,7 +6,7 @@ Writing the same event id twice must leave one stored event.
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -53,6 +53,19 @@ class CountBucket(BaseModel):
     key: str
     start: datetime | None = None
     count: int
+
+
+@runtime_checkable
+class KeepsSourceJson(Protocol):
+    """A store that can keep the JSON an event was validated from as its body.
+
+    The ingestor has that text anyway; storing it saves serialising every event again. The
+    store decides per event (it must read back as an equal ``Event``).
+    """
+
+    async def write_events_with_sources(
+        self, events: Sequence[Event], sources: Sequence[bytes]
+    ) -> None: ...
 
 
 class EventStore(Protocol):

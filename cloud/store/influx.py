@@ -172,6 +172,13 @@ class InfluxEventStore:
     async def write_events(self, events: Sequence[Event]) -> None:
         await self._write_chunked(events, event_line)
 
+    async def write_events_with_sources(
+        self, events: Sequence[Event], sources: Sequence[bytes]
+    ) -> None:
+        """``write_events``, keeping each event's source JSON as its body where it can."""
+        pairs = list(zip(events, sources, strict=True))
+        await self._write_chunked(pairs, _sourced_line)
+
     async def write_telemetry(self, items: Sequence[Telemetry]) -> None:
         await self._write_chunked(items, telemetry_line)
 
@@ -300,6 +307,10 @@ def _error(resp: httpx.Response, what: str) -> Exception:
     if resp.status_code == _HTTP_NOT_FOUND:
         return StoreUnavailableError(f"InfluxDB {what}: 404 {text}")
     return StoreUnavailableError(f"InfluxDB {what} failed ({resp.status_code}): {text}")
+
+
+def _sourced_line(pair: tuple[Event, bytes]) -> str:
+    return event_line(pair[0], pair[1])
 
 
 def _within(event: Event, start: datetime | None, end: datetime | None) -> bool:

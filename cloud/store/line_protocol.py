@@ -66,7 +66,27 @@ _PHASES: Final = {phase: string_field(phase.value) for phase in Phase}
 """``phase`` field values, made once."""
 
 
-def event_line(event: Event) -> str:
+SOURCE_BODY_MAX = 16_384
+"""Longest source JSON kept as the body as it came; longer ones are serialised compactly."""
+_JSON_WHITESPACE = (b"\n", b"\r", b"\t")
+
+
+def source_body(event: Event, source: bytes) -> str | None:
+    """*source* (the JSON *event* was validated from) as the body, or None to serialise.
+
+    Kept only when it reads back as the same event with nothing left out: no snapshot (stored
+    apart), short, and on one line without tabs (JSON whitespace outside strings would not survive
+    the line protocol's escaping; inside strings JSON escapes them anyway).
+    """
+    if event.snapshot is not None or len(source) > SOURCE_BODY_MAX:
+        return None
+    for ws in _JSON_WHITESPACE:
+        if ws in source:
+            return None
+    return source.decode()
+
+
+def event_line(event: Event, source: bytes | None = None) -> str:
     """One event as a line: the series (tags), fields, then the timestamp.
 
     Fields: ``id``, ``phase``, ``dwell_s``, ``objects`` (count), ``body`` (the event as JSON,
@@ -75,6 +95,9 @@ def event_line(event: Event) -> str:
     set is remembered per series, the fields are one f-string. tests/cloud/store/
     test_line_protocol.py keeps the plain field-by-field version this must equal.
     """
+    body = source_body(event, source) if source is not None else None
+    if body is None:
+        body = event_body(event)
     key = (event.device_id, event.camera_id, event.kind, event.severity, event.zone_id)
     head = _series.get(key)
     if head is None:
@@ -86,7 +109,7 @@ def event_line(event: Event) -> str:
     line = (
         f"{head} id={string_field(event.id)},phase={_PHASES.get(event.phase) or _phase(event)},"
         f"dwell_s={repr(float(dwell)) if math.isfinite(dwell) else '0.0'},"
-        f"objects={len(event.objects)}i,body={_json_field(event_body(event))}"
+        f"objects={len(event.objects)}i,body={_json_field(body)}"
     )
     location = event.location
     if location is not None:

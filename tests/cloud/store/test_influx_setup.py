@@ -1,6 +1,8 @@
 """InfluxDB specifics on a real influxd: Basic auth, retention policy, outage errors, escaping."""
 
+import json
 from collections.abc import Callable, Iterator
+from datetime import timedelta, timezone
 from pathlib import Path
 
 import httpx
@@ -12,6 +14,7 @@ from cloud.settings import InfluxSettings
 from cloud.store.base import EventQuery, StoreRejectedError, StoreUnavailableError
 from cloud.store.influx import WRITE_CHUNK, InfluxEventStore
 from cloud.store.line_protocol import event_line, string_field, tag, telemetry_line
+from shared.events import Event
 from tests.cloud.store.factories import make_event, make_telemetry
 from tests.conftest import need
 
@@ -135,4 +138,33 @@ async def test_a_refused_chunk_refuses_the_write(influxd: Influxd, influx_db: st
     store = InfluxEventStore(InfluxSettings(url=influxd.url, database=influx_db))
     with pytest.raises(StoreRejectedError, match="conflict"):
         await store.write_events([make_event() for _ in range(WRITE_CHUNK + 10)])
+    await store.close()
+
+
+async def test_source_json_kept_as_the_body_reads_back_equal(
+    influxd: Influxd, influx_db: str
+) -> None:
+    """Whatever the form of the source JSON, the event read back is the validated one.
+
+    Offsets, escapes and key order are kept as sent; pretty-printed JSON is serialised again.
+    """
+    store = InfluxEventStore(InfluxSettings(url=influxd.url, database=influx_db))
+    plain = make_event("dev-a", summary='say "hi" \\ ünï 🚗', attributes={"k": 'q"\\'})
+    data = json.loads(plain.model_dump_json(exclude_none=True))
+    data["observed_at"] = plain.observed_at.astimezone(timezone(timedelta(hours=2))).isoformat()
+    compact = json.dumps(dict(reversed(list(data.items()))), ensure_ascii=True).encode()
+    other = make_event("dev-c", summary="pretty")
+    pretty = other.model_dump_json(indent=2).encode()  # newlines: serialised again instead
+    snap = make_event("dev-b", snapshot=True)
+    sources = [compact, pretty, snap.model_dump_json().encode()]
+    events = [Event.model_validate_json(s) for s in sources]
+    await store.write_events_with_sources(events, sources)
+    for event in events:
+        assert await store.get_event(event.id) == event
+    page = await store.query_events(EventQuery())
+    assert sorted(e.id for e in page.items) == sorted(e.id for e in events)
+    query = f"SELECT body FROM events WHERE id = '{plain.id}'"  # noqa: S608 - a test's own id
+    body = influxd.query(query, db=influx_db)
+    stored = body["results"][0]["series"][0]["values"][0][1]  # type: ignore[index]
+    assert stored == compact.decode()  # kept as it came, not serialised again
     await store.close()
