@@ -98,12 +98,12 @@ class IngestState:
         payload = r.received.payload[: self.payload_bytes].decode("utf-8", errors="replace")
         return {
             "received_at": r.received.received_at,
-            "topic": r.received.topic[:256],
+            "topic": _text(r.received.topic[:256]),
             "device_id": r.device_id,
             "reason": r.reason.value,
-            "field": None if r.field is None else r.field[:128],
-            "detail": r.detail,
-            "payload": payload,
+            "field": None if r.field is None else _text(r.field[:128]),
+            "detail": _text(r.detail),
+            "payload": _text(payload),
         }
 
     @staticmethod
@@ -137,6 +137,11 @@ class IngestState:
             return int(getattr(result, "rowcount", 0) or 0)
 
 
+def _text(value: str) -> str:
+    """*value* without U+0000: PostgreSQL text cannot hold it (the commit would fail for good)."""
+    return value.replace("\x00", "\ufffd")
+
+
 def _newer(new: datetime | None, old: datetime | None) -> bool:
     return new is not None and (old is None or new >= old)
 
@@ -156,4 +161,4 @@ def _apply(device: Device, u: DeviceUpdate) -> None:
     if u.config_acked_version is not None:
         device.config_acked_version = u.config_acked_version
     if u.config_ack_message is not None:
-        device.config_ack_message = u.config_ack_message
+        device.config_ack_message = _text(u.config_ack_message)
