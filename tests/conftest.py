@@ -1,13 +1,16 @@
-"""Test harness: real Mosquitto and real InfluxDB on free loopback ports, real footage.
+"""Test harness: real Mosquitto, InfluxDB and PostgreSQL on free loopback ports, real footage.
 
 In CI (``CI`` set) a missing binary or missing material is a failure, never a skip.
 """
 
+import importlib.util
 import os
 import shutil
+import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -18,6 +21,10 @@ from cloud.broker.passwords import hash_password, password_file
 from cloud.services.influxd import InfluxConfig, Influxd
 from cloud.services.mosquitto import Mosquitto, MosquittoConfig, TlsListener
 from cloud.services.ports import free_port
+from cloud.services.process import ServiceNotInstalledError
+
+if TYPE_CHECKING:
+    from cloud.services.postgres import Postgres
 
 IN_CI = bool(os.environ.get("CI"))
 
@@ -194,3 +201,40 @@ def influx_factory(tmp_path: Path) -> Iterator[Callable[[], Influxd]]:
     yield make
     for server in started:
         server.stop()
+
+
+# --------------------------------------------------------------------------------- PostgreSQL
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator["Postgres"]:
+    """Session PostgreSQL server (Debian's ``postgresql``), trust auth on loopback, fsync off."""
+    need(
+        importlib.util.find_spec("psycopg") is not None,
+        "psycopg (pip install -e '.[cloud]')",
+    )
+    from cloud.services.postgres import Postgres, PostgresConfig, find_bindir
+
+    try:
+        installed = find_bindir().is_dir()
+    except ServiceNotInstalledError:
+        installed = False
+    need(installed, "PostgreSQL server (apt-get install postgresql)")
+    # Not under pytest's basetemp: that is closed (0700) to the ``postgres`` user we run as.
+    workdir = Path(tempfile.mkdtemp(prefix="cityops-postgres-"))
+    server = Postgres(PostgresConfig(workdir=workdir, fsync=False))
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+@pytest.fixture
+def postgres_db(postgres: "Postgres", request: pytest.FixtureRequest) -> Iterator[str]:
+    """SQLAlchemy URL of a fresh, empty database per test, named after the test."""
+    name = "t_" + "".join(c if c.isalnum() else "_" for c in request.node.name.lower())[:60]
+    url = postgres.create_database(name)
+    yield url
+    postgres.drop_database(name)

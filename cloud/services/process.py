@@ -1,10 +1,12 @@
 """A child service process that is always stopped: terminate, wait, then kill."""
 
+import pwd
 import shutil
+import signal
 import subprocess
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Self
+from typing import IO, Self, TypedDict
 
 
 class ServiceNotInstalledError(RuntimeError):
@@ -24,12 +26,39 @@ def require_binary(binary: str, package: str) -> str:
     return path
 
 
-class ServiceProcess:
-    """Owns one Popen handle; never kills by name."""
+class AsUser(TypedDict, total=False):
+    user: str
+    group: int
+    extra_groups: list[int]
 
-    def __init__(self, argv: list[str], log_path: Path) -> None:
+
+def as_user(user: str | None) -> AsUser:
+    """``subprocess`` keyword arguments that run a child as *user* (nothing for ``None``)."""
+    if user is None:
+        return {}
+    entry = pwd.getpwnam(user)
+    return {"user": user, "group": entry.pw_gid, "extra_groups": []}
+
+
+class ServiceProcess:
+    """Owns one Popen handle; never kills by name.
+
+    *user*: run as this system user (its own group, no supplementary groups); needs root.
+    *stop_signal*: what ``stop()`` sends first (SIGKILL follows after the timeout).
+    """
+
+    def __init__(
+        self,
+        argv: list[str],
+        log_path: Path,
+        *,
+        user: str | None = None,
+        stop_signal: int = signal.SIGTERM,
+    ) -> None:
         self.argv = argv
         self.log_path = log_path
+        self.user = user
+        self.stop_signal = stop_signal
         self._proc: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
 
@@ -38,7 +67,11 @@ class ServiceProcess:
             return
         self._log = self.log_path.open("ab")
         self._proc = subprocess.Popen(
-            self.argv, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
+            self.argv,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            **as_user(self.user),
         )
 
     @property
@@ -56,7 +89,7 @@ class ServiceProcess:
     def stop(self, timeout: float = 5.0) -> None:
         proc, self._proc = self._proc, None
         if proc is not None and proc.poll() is None:
-            proc.terminate()
+            proc.send_signal(self.stop_signal)
             try:
                 proc.wait(timeout)
             except subprocess.TimeoutExpired:

@@ -1,12 +1,11 @@
 """``IngestState``: the seen ids written by the Core executemany are the ones the ORM wrote."""
 
-import os
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, delete, select
+from sqlalchemy import Engine, select
 
 from cloud.db.base import create_all, make_engine
 from cloud.db.devices import Device
@@ -21,16 +20,10 @@ from shared.ids import canonical_uuid7_ms, is_uuid7, new_id, uuid7_ms
 def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path / 'state.sqlite'}"
-    else:
-        # Only where a PostgreSQL server and driver are at hand (CITYOPS_TEST_POSTGRES_URL).
-        url = os.environ.get("CITYOPS_TEST_POSTGRES_URL", "")
-        if not url:
-            pytest.skip("CITYOPS_TEST_POSTGRES_URL not set")
+    else:  # a fresh database on the harness's PostgreSQL server
+        url = request.getfixturevalue("postgres_db")
     eng = make_engine(url)
     create_all(eng)
-    with eng.begin() as conn:
-        for table in (SeenEvent, DeadLetter, Device):  # a server database outlives the test
-            conn.execute(delete(table))
     yield eng
     eng.dispose()
 
