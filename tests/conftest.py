@@ -234,7 +234,10 @@ def postgres() -> Iterator["Postgres"]:
 @pytest.fixture
 def postgres_db(postgres: "Postgres", request: pytest.FixtureRequest) -> Iterator[str]:
     """SQLAlchemy URL of a fresh, empty database per test, named after the test."""
-    name = "t_" + "".join(c if c.isalnum() else "_" for c in request.node.name.lower())[:60]
+    name = (
+        "t_"
+        + "".join(c if c.isascii() and c.isalnum() else "_" for c in request.node.name.lower())[:60]
+    )
     url = postgres.create_database(name)
     yield url
     postgres.drop_database(name)
