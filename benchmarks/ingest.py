@@ -1,15 +1,19 @@
 """Sustained ingest rate into InfluxDB vs the raw Mosquitto delivery rate, same run, same messages.
 
-N simulated devices (one C ``mosquitto_pub -l -q 1`` process each, so publishing costs little
-Python) publish pre-encoded events. Phase "raw": a subscriber that does nothing (aiomqtt, MQTT 5,
-QoS 1, the same shared subscription as the ingestor) counts them. Phase "ingest": the real
-``Ingestor`` stores them in a fresh InfluxDB database. Rates are messages / (last handled - first
-published). Latency: a probe publishes one event every 50 ms during the ingest phase and the
-ingestor's hook (called once the store has answered the write, i.e. the event is queryable)
-records publish -> stored; p50/p99 over the probes. The final count is checked with InfluxQL.
-Phase "scaled": the same backlog drained by ``--processes`` ingestor processes in one MQTT 5 share
-group (the way to use more than one core), timed until every event is stored, then counted in
-InfluxDB. The 1-process and the N-process rates are both reported.
+N simulated devices (one paho MQTT 5 client each, QoS 1) publish a backlog of pre-encoded events
+while the subscriber under test is away (its persistent session queues them); then the subscriber
+drains it. Rates are messages / (first handled - last handled). Phases, per round:
+
+- "raw": subscribers that do nothing but count and acknowledge (MQTT 5, QoS 1, their own shared
+  subscription): the ingestor's own client (``wire``), aiomqtt, and Mosquitto's ``mosquitto_sub``
+  (C). ``raw_rate`` is the fastest of them: how fast Mosquitto can hand these messages over.
+- "ingest": one real ``Ingestor`` per ``--clients`` entry stores the backlog in a fresh InfluxDB
+  database, with the ingest settings given (production defaults unless told); CPU cores used by
+  the ingestor, Mosquitto and influxd over the drain. Then publish -> stored latency: a probe
+  publishes one event every 50 ms under a steady live load; the hook (called once the store has
+  answered, i.e. the event is queryable) stamps it; p50/p99 over the probes. Counted with InfluxQL.
+- "scaled": the same backlog drained by ``--processes`` ingestor processes in one MQTT 5 share
+  group (one per core), timed until every event is stored and acknowledged; counted in InfluxDB.
 
     .venv/bin/python benchmarks/ingest.py [--devices 20] [--events 4000] [--processes 2] [--profile]
 """
@@ -17,6 +21,7 @@ InfluxDB. The 1-process and the N-process rates are both reported.
 import argparse
 import asyncio
 import cProfile
+import dataclasses
 import io
 import json
 import multiprocessing as mp
@@ -97,6 +102,15 @@ def make_event(device_id: str, i: int) -> Event:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Tuning:
+    """The ingest settings the benchmark runs with (the production defaults unless told)."""
+
+    batch_size: int
+    batch_interval_s: float
+    max_batches_in_flight: int
+
+
 def bench_settings(  # noqa: PLR0917 - one value per setting the phases vary
     host: str,
     port: int,
@@ -105,7 +119,7 @@ def bench_settings(  # noqa: PLR0917 - one value per setting the phases vary
     state_path: Path,
     client_id: str,
     share_group: str,
-    batch_size: int,
+    tuning: Tuning,
     client: str = "wire",
 ) -> CloudSettings:
     return CloudSettings(
@@ -115,8 +129,9 @@ def bench_settings(  # noqa: PLR0917 - one value per setting the phases vary
             kind="influx", influx=InfluxSettings(url=influx_url, database=database)
         ),
         ingest=IngestSettings(
-            batch_size=batch_size,
-            batch_interval_s=0.05,
+            batch_size=tuning.batch_size,
+            batch_interval_s=tuning.batch_interval_s,
+            max_batches_in_flight=tuning.max_batches_in_flight,
             share_group=share_group,
             client=client,
         ),
@@ -381,7 +396,7 @@ async def ingest_phase(  # noqa: PLR0917 - one call site, each value named there
         workdir / f"state-{client}{tag}.sqlite",
         f"bench-ingest-{client}{tag}",
         f"{GROUP}-{client}{tag}",
-        args.batch_size,
+        tuning(args),
         client,
     )
     store = build_store(settings.store)
@@ -461,7 +476,7 @@ class Worker:
     state_path: Path
     client_id: str
     share_group: str
-    batch_size: int
+    tuning: Tuning
 
 
 @dataclass(frozen=True, slots=True)
@@ -487,7 +502,7 @@ async def worker_run(worker: Worker, signals: WorkerSignals) -> None:
         worker.state_path,
         worker.client_id,
         worker.share_group,
-        worker.batch_size,
+        worker.tuning,
     )
     store = build_store(settings.store)
     engine = make_engine(settings.database_url)
@@ -520,7 +535,7 @@ async def scaled_phase(  # noqa: PLR0917 - one call site, each value named there
     total: int,
     workdir: Path,
     processes: int,
-    batch_size: int,
+    tuned: Tuning,
     tag: str,
     meter: CpuMeter,
 ) -> dict[str, Any]:
@@ -543,7 +558,7 @@ async def scaled_phase(  # noqa: PLR0917 - one call site, each value named there
                     workdir / f"state-scaled{tag}.sqlite",
                     f"bench-scaled{tag}-{n}",
                     f"{GROUP}-scaled{tag}",
-                    batch_size,
+                    tuned,
                 ),
                 s,
             ),
@@ -652,13 +667,17 @@ async def one_round(  # noqa: PLR0917 - one call site, each value named there
             total,
             workdir,
             args.processes,
-            args.batch_size,
+            tuning(args),
             tag,
             meter,
         )
         one["ingest_scaled"] = scaled
         one["scaled_ratio_to_raw"] = round(scaled["rate"] / raw_best, 3)
     return one
+
+
+def tuning(args: argparse.Namespace) -> Tuning:
+    return Tuning(args.batch_size, args.batch_interval, args.in_flight)
 
 
 def _pid(pid: int | None) -> int:
@@ -721,7 +740,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         "benchmark": "ingest",
         "devices": args.devices,
         "events": total,
-        "batch_size": args.batch_size,
+        "ingest_settings": dataclasses.asdict(tuning(args)),
         "processes": args.processes,
         "median": median,
         "rounds": rounds,
@@ -737,7 +756,10 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--devices", type=int, default=20)
     parser.add_argument("--events", type=int, default=4000, help="events per device")
-    parser.add_argument("--batch-size", type=int, default=5000)
+    defaults = IngestSettings()
+    parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    parser.add_argument("--batch-interval", type=float, default=defaults.batch_interval_s)
+    parser.add_argument("--in-flight", type=int, default=defaults.max_batches_in_flight)
     parser.add_argument("--live-rate", type=float, default=2000.0, help="events/s for latency")
     parser.add_argument("--live-seconds", type=float, default=3.0)
     parser.add_argument("--rounds", type=int, default=3)
