@@ -82,6 +82,10 @@ LocalId = Annotated[
     StringConstraints(pattern=LOCAL_ID_PATTERN),
     Field(description="Camera/zone/line id: letters, digits, '.', '-', '_', 1-63 characters."),
 ]
-ShortText = Annotated[str, StringConstraints(max_length=MAX_TEXT)]
+NO_NUL = NativeCheck(
+    core_schema.str_schema(pattern=r"^[^\x00]*$"), "text must not contain NUL (U+0000)"
+)
+"""Refuses U+0000, which PostgreSQL text and JSONB cannot store (an incident title, say)."""
+ShortText = Annotated[str, StringConstraints(max_length=MAX_TEXT), NO_NUL]
 Unit = Annotated[float, Field(ge=0.0, le=1.0)]
 """A normalised coordinate or a score in [0, 1]."""

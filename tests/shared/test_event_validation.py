@@ -468,3 +468,11 @@ def test_non_finite_attribute_values_are_refused() -> None:
 def test_a_timestamp_that_overflows_in_utc_is_refused_with_its_field() -> None:
     payload = _patched(started_at="0001-01-01T00:00:00+05:00")
     assert json_outcome(Event, payload)[:2] == ("rejected", "started_at")
+
+
+def test_free_text_with_a_nul_is_refused_with_its_field() -> None:
+    # PostgreSQL cannot store U+0000 in text or JSONB: an event summary becomes an incident title.
+    outcome = json_outcome(Event, _patched(summary="bad\u0000title"))
+    assert outcome[:2] == ("rejected", "summary")
+    assert "NUL" in str(outcome[2])
+    assert json_outcome(Event, _patched(summary="fine \u00e9"))[0] == "accepted"

@@ -94,7 +94,7 @@ def odd_events(draw: st.DrawFn) -> Event:
     phase = draw(st.sampled_from(Phase))
     observed = datetime.now(UTC) - timedelta(seconds=draw(st.integers(1, 10**6)))
     overrides = {
-        "summary": draw(ODD),
+        "summary": draw(ODD).replace("\x00", ""),  # the contract refuses NUL in free text
         "attributes": attributes,
         "kind": draw(st.sampled_from(EventKind)),
         "severity": draw(st.sampled_from(Severity)),
@@ -133,7 +133,8 @@ def test_body_reads_back_as_an_equal_event(event: Event) -> None:
 @pytest.mark.parametrize("snapshot", [False, True])
 def test_odd_strings_round_trip_through_the_line(snapshot: bool) -> None:
     text = 'say "hi"\\ to\nthe \\"bay\\"\r\t, a=b ünïcödé 🚗 \x00 \u2028'
-    event = make_event(snapshot=snapshot, summary=text, attributes={'k"\\\n': text})
+    summary = text.replace("\x00", "")  # the contract refuses NUL in free text, not attributes
+    event = make_event(snapshot=snapshot, summary=summary, attributes={'k"\\\n': text})
     line = event_line(event)
     assert line == reference_event_line(event)
     assert "\n" not in line  # one point, one line
