@@ -33,6 +33,17 @@ def ingest(
         str, typer.Option("--metrics-host", help="Address the metrics endpoint binds to.")
     ] = "127.0.0.1",
     log_level: Annotated[str, typer.Option("--log-level", help="DEBUG, INFO, WARNING.")] = "INFO",
+    workers: Annotated[
+        int,
+        typer.Option(
+            "--workers",
+            "-w",
+            min=1,
+            max=64,
+            help="Ingestor processes in one share group, one per core (client ids <id>-0, <id>-1"
+            "…; metrics on --metrics-port + n); InfluxDB store only.",
+        ),
+    ] = 1,
 ) -> None:
     """Take events, telemetry, presence and config acks off the broker and store them.
 
@@ -41,19 +52,44 @@ def ingest(
     or the embedded SQLite store, and acknowledges a message only once its batch is stored.
 
     Example: cityops cloud ingest --config cloud.yaml --metrics-port 9108
+
+    Example (2 cores): cityops cloud ingest --config cloud.yaml --workers 2
     """
-    logging.basicConfig(
-        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging(log_level)
     try:
         settings = CloudSettings.from_yaml(config) if config else CloudSettings()
     except (ValueError, TypeError) as exc:
         typer.echo(f"invalid settings: {exc}", err=True)
         raise typer.Exit(2) from exc
-    asyncio.run(_serve(settings, metrics_host, metrics_port))
+    if workers == 1:
+        asyncio.run(serve(settings, metrics_host, metrics_port))
+        return
+    from cloud.ingest.workers import Supervisor, WorkersRefusedError, worker_specs
+
+    try:
+        specs = worker_specs(settings, workers, metrics_host, metrics_port, log_level)
+    except WorkersRefusedError as exc:
+        typer.echo(f"--workers {workers}: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    supervisor = Supervisor(specs)
+    signal.signal(signal.SIGINT, supervisor.stop)
+    signal.signal(signal.SIGTERM, supervisor.stop)
+    raise typer.Exit(supervisor.run())
 
 
-async def _serve(settings: CloudSettings, metrics_host: str, metrics_port: int | None) -> None:
+def configure_logging(level: str, prefix: str = "") -> None:
+    """Log to stderr at *level*; httpx's line per InfluxDB request only at DEBUG."""
+    logging.basicConfig(
+        level=level.upper(),
+        format=f"%(asctime)s %(levelname)s {prefix}%(name)s: %(message)s",
+        force=True,
+    )
+    if level.upper() != "DEBUG":
+        logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
+async def serve(settings: CloudSettings, metrics_host: str, metrics_port: int | None) -> None:
+    """Run one ingestor until SIGINT/SIGTERM; metrics on *metrics_port* when given."""
     from prometheus_client import start_http_server
 
     from cloud.db.base import make_engine
