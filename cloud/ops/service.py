@@ -167,13 +167,7 @@ class OpsService:
                 )
             )
             session.flush()
-            return IncidentChange(
-                type=ChangeType.CREATED,
-                incident=IncidentOut.of(incident),
-                actor=SYSTEM_INGEST.name,
-                at=now,
-                detail={"event_id": event.id},
-            )
+            return _change(ChangeType.CREATED, incident, SYSTEM_INGEST, now, {"event_id": event.id})
         return self._attach(session, current, event, now)
 
     def _open(  # noqa: PLR0917 - private helper, all parts of one opening
@@ -222,15 +216,8 @@ class OpsService:
             updated_at=now,
         )
         session.add(incident)
-        audit.record(
-            session,
-            SYSTEM_INGEST,
-            action="incident.created",
-            target_type="incident",
-            target_id=incident.id,
-            at=now,
-            detail={"event_id": event.id, "rule": rule.name, "department": rule.department},
-        )
+        detail = {"event_id": event.id, "rule": rule.name, "department": rule.department}
+        _audit(session, SYSTEM_INGEST, "created", incident, now, detail)
         return incident
 
     def _attach(
@@ -257,23 +244,9 @@ class OpsService:
             incident.closed_at = now
             change_type = ChangeType.RESOLVED
             detail["reason"] = "the situation ended (auto_resolve_on_end)"
-            audit.record(
-                session,
-                SYSTEM_INGEST,
-                action="incident.resolved",
-                target_type="incident",
-                target_id=incident.id,
-                at=now,
-                detail=detail,
-            )
+            _audit(session, SYSTEM_INGEST, "resolved", incident, now, detail)
         session.flush()
-        return IncidentChange(
-            type=change_type,
-            incident=IncidentOut.of(incident),
-            actor=SYSTEM_INGEST.name,
-            at=now,
-            detail=detail,
-        )
+        return _change(change_type, incident, SYSTEM_INGEST, now, detail)
 
     # ------------------------------------------------------------------ reads
 
@@ -378,23 +351,9 @@ class OpsService:
                 row.notes = [*row.notes, _note(now, actor, note)]
                 detail["note"] = note
             row.updated_at = now
-            audit.record(
-                session,
-                actor,
-                action=f"incident.{target.value}",
-                target_type="incident",
-                target_id=row.id,
-                at=now,
-                detail=detail,
-            )
+            _audit(session, actor, target.value, row, now, detail)
             session.commit()
-            return IncidentChange(
-                type=_CHANGE_OF_STATUS[target],
-                incident=IncidentOut.of(row),
-                actor=actor.name,
-                at=now,
-                detail=detail,
-            )
+            return _change(_CHANGE_OF_STATUS[target], row, actor, now, detail)
 
     async def add_note(self, incident_id: str, text: str, actor: Actor) -> IncidentOut:
         def work(row: Incident, now: Any) -> dict[str, Any]:
@@ -443,23 +402,9 @@ class OpsService:
                 row = self._load(session, incident_id)
                 detail = work(row, now)
                 row.updated_at = now
-                audit.record(
-                    session,
-                    actor,
-                    action=f"incident.{change_type.value}",
-                    target_type="incident",
-                    target_id=row.id,
-                    at=now,
-                    detail=detail,
-                )
+                _audit(session, actor, change_type.value, row, now, detail)
                 session.commit()
-                return IncidentChange(
-                    type=change_type,
-                    incident=IncidentOut.of(row),
-                    actor=actor.name,
-                    at=now,
-                    detail=detail,
-                )
+                return _change(change_type, row, actor, now, detail)
 
         change = await asyncio.to_thread(run)
         await self._announce([change])
@@ -517,24 +462,46 @@ class OpsService:
             "escalation_level": row.escalation_level,
             "notify": list(escalation.notify),
         }
-        audit.record(
-            session,
-            SYSTEM_SLA,
-            action="incident.sla_breached",
-            target_type="incident",
-            target_id=row.id,
-            at=now,
-            detail=detail,
-        )
+        _audit(session, SYSTEM_SLA, "sla_breached", row, now, detail)
         session.flush()
-        return IncidentChange(
-            type=ChangeType.SLA_BREACHED,
-            incident=IncidentOut.of(row),
-            actor=SYSTEM_SLA.name,
-            at=now,
-            detail=detail,
-            notify=list(escalation.notify),
+        return _change(
+            ChangeType.SLA_BREACHED, row, SYSTEM_SLA, now, detail, notify=escalation.notify
         )
+
+
+def _audit(  # noqa: PLR0917 - the parts of one audit row
+    session: Session, actor: Actor, action: str, row: Incident, now: Any, detail: dict[str, Any]
+) -> None:
+    """Audit ``incident.<action>`` on *row*, committed with the change itself."""
+    audit.record(
+        session,
+        actor,
+        action=f"incident.{action}",
+        target_type="incident",
+        target_id=row.id,
+        at=now,
+        detail=detail,
+    )
+
+
+def _change(
+    change_type: ChangeType,
+    row: Incident,
+    actor: Actor,
+    now: Any,
+    detail: dict[str, Any],
+    *,
+    notify: Sequence[str] = (),
+) -> IncidentChange:
+    """What listeners (live stream, dispatch) are told about a change to *row*."""
+    return IncidentChange(
+        type=change_type,
+        incident=IncidentOut.of(row),
+        actor=actor.name,
+        at=now,
+        detail=detail,
+        notify=list(notify),
+    )
 
 
 def _note(now: Any, actor: Actor, text: str) -> dict[str, Any]:
