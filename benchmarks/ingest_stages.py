@@ -25,9 +25,10 @@ import pstats
 import tempfile
 import time
 from collections.abc import Callable
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
+
+from ingest import make_event  # the event shape of benchmarks/ingest.py (run from this folder)
 
 from cloud.db.base import create_all, make_engine
 from cloud.ingest import gc_tuning
@@ -38,36 +39,10 @@ from cloud.settings import IngestSettings
 from cloud.store.line_protocol import event_line, lines
 from shared.clock import utcnow
 from shared.codec import encode
-from shared.events import Box, DetectedObject, Event, EventKind, Location, ModelInfo, Severity
-from shared.ids import new_id
+from shared.events import Event
 from shared.topics import Channel, topic
 
 DEVICES = 20
-KINDS = [EventKind.ILLEGAL_PARKING, EventKind.LINE_CROSSING, EventKind.CROWDING]
-
-
-def make_event(device_id: str, i: int) -> Event:
-    """The event shape of ``benchmarks/ingest.py``."""
-    now = utcnow() - timedelta(seconds=2)
-    return Event(
-        id=new_id(),
-        device_id=device_id,
-        camera_id="cam-1",
-        kind=KINDS[i % 3],
-        severity=Severity.MEDIUM,
-        started_at=now - timedelta(seconds=20),
-        observed_at=now,
-        zone_id=f"zone-{i % 5}",
-        location=Location(lat=45.46 + (i % 100) * 1e-4, lon=9.19),
-        objects=[
-            DetectedObject(
-                label="car", score=0.8, box=Box(x1=0.1, y1=0.2, x2=0.3, y2=0.5), track_id=i
-            )
-        ],
-        dwell_s=20.0,
-        model=ModelInfo(name="ssd_mobilenet_v1", version="1"),
-        summary="car stopped in a no-parking bay",
-    )
 
 
 def best_of(rounds: int, n: int, setup: Callable[[], Any], run: Callable[[Any], Any]) -> float:
