@@ -45,6 +45,7 @@ import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from sqlalchemy import Engine
 
 from cloud.db.base import make_engine
 from cloud.ingest import paho_speedup
@@ -60,6 +61,7 @@ from cloud.settings import (
     StoreSettings,
 )
 from cloud.store import build_store
+from cloud.store.base import EventStore
 from shared.clock import utcnow
 from shared.codec import encode
 from shared.events import (
@@ -181,6 +183,16 @@ def publish_backlog(host: str, port: int, files: Sequence[Path]) -> float:
         c.disconnect()
         c.loop_stop()
     return elapsed
+
+
+async def subscribe_and_leave(settings: CloudSettings, store: EventStore, engine: Engine) -> None:
+    """Run an ingestor until subscribed, then stop it: its persistent session queues from now."""
+    first = Ingestor(settings, store, engine)
+    stop = asyncio.Event()
+    task = asyncio.create_task(first.run(stop))
+    await asyncio.wait_for(first.connected.wait(), 30)
+    stop.set()
+    await task
 
 
 async def ensure_session(host: str, port: int, client_id: str, subscribe: str) -> None:
@@ -402,13 +414,7 @@ async def ingest_phase(  # noqa: PLR0917 - one call site, each value named there
     store = build_store(settings.store)
     engine = make_engine(settings.database_url)
 
-    # Create the persistent session, then queue the backlog for it while it is away.
-    first = Ingestor(settings, store, engine)
-    stop = asyncio.Event()
-    task = asyncio.create_task(first.run(stop))
-    await asyncio.wait_for(first.connected.wait(), 30)
-    stop.set()
-    await task
+    await subscribe_and_leave(settings, store, engine)  # the backlog queues for it
     await asyncio.to_thread(publish_backlog, host, port, files)
 
     probe = Probe(host, port)
@@ -506,12 +512,7 @@ async def worker_run(worker: Worker, signals: WorkerSignals) -> None:
     )
     store = build_store(settings.store)
     engine = make_engine(settings.database_url)
-    first = Ingestor(settings, store, engine)
-    stop = asyncio.Event()
-    task = asyncio.create_task(first.run(stop))
-    await asyncio.wait_for(first.connected.wait(), 30)
-    stop.set()
-    await task
+    await subscribe_and_leave(settings, store, engine)
     signals.ready.set()
     await asyncio.to_thread(signals.go.wait)
     ingestor = Ingestor(settings, store, engine)
