@@ -12,6 +12,7 @@ import contextlib
 import socket
 import ssl
 from collections.abc import AsyncIterator, Sequence
+from datetime import datetime
 from typing import Protocol
 
 import aiomqtt
@@ -127,8 +128,8 @@ class WireInbox:
 async def _wire_inbox(settings: CloudSettings, generation: int) -> AsyncIterator[Inbox]:
     mqtt = settings.mqtt
 
-    def make(topic: str, payload: bytes, qos: int, mid: int, at: object) -> Received:
-        return Received(topic, payload, qos, mid, generation, at)  # type: ignore[arg-type]
+    def make(topic: str, payload: bytes, qos: int, mid: int, at: datetime) -> Received:
+        return Received(topic, payload, qos, mid, generation, at)
 
     options = ConnectOptions(
         client_id=_client_id(settings),

@@ -260,9 +260,3 @@ def parse_disconnect(body: bytes) -> Disconnect:
         found = props.get(_PROP_REASON_STRING)
         text = found if isinstance(found, str) else None
     return Disconnect(reason_code=body[0], reason_string=text)
-
-
-def skip_properties(data: bytes | bytearray, pos: int) -> int:
-    """Position after a property block (PUBLISH properties are not needed by the ingestor)."""
-    length, pos = read_varint(data, pos)
-    return pos + length
