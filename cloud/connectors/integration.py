@@ -105,6 +105,7 @@ class Integrations:
         self.dispatcher = Dispatcher.setup(state.engine, self.dispatch)
         state.ops.add_listener(self.dispatcher.on_change)
         state.integrations = self
+        state.metrics.watch_connectors(self.hub.health)
         inner: Callable[[Any], Any] = app.router.lifespan_context
 
         @asynccontextmanager

@@ -1,10 +1,16 @@
-"""Prometheus metrics of one ingestor, on a registry of its own (no module-level state)."""
+"""Prometheus metrics of one ingestor, on a registry of its own (no module-level state).
+
+Names follow Prometheus conventions: counters end in ``_total``, durations are ``_seconds``.
+"""
 
 from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from cloud.observability import register_build_info
+
 BATCH_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+LAG_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,6 +25,7 @@ class IngestStats:
     batches: int
     store_retries: int
     hook_errors: int
+    database_retries: int = 0
 
 
 @dataclass
@@ -30,19 +37,25 @@ class IngestMetrics:
     def __post_init__(self) -> None:
         r = self.registry
         self.received = Counter(
-            "cityops_ingest_received", "Messages taken off the broker.", ["channel"], registry=r
+            "cityops_ingest_received_total",
+            "Messages taken off the broker.",
+            ["channel"],
+            registry=r,
         )
         self.stored = Counter(
-            "cityops_ingest_stored", "Items written to the store.", ["kind"], registry=r
+            "cityops_ingest_stored_total", "Items written to the store.", ["kind"], registry=r
         )
         self.rejected = Counter(
-            "cityops_ingest_rejected", "Messages refused, by reason.", ["reason"], registry=r
+            "cityops_ingest_rejected_total",
+            "Messages refused (dead letters), by reason.",
+            ["reason"],
+            registry=r,
         )
         self.duplicates = Counter(
-            "cityops_ingest_duplicates", "Events whose id was already stored.", registry=r
+            "cityops_ingest_duplicates_total", "Events whose id was already stored.", registry=r
         )
         self.batch_seconds = Histogram(
-            "cityops_ingest_batch_seconds",
+            "cityops_ingest_batch_duration_seconds",
             "From the first message of a batch to its acknowledgement.",
             buckets=BATCH_BUCKETS,
             registry=r,
@@ -59,11 +72,28 @@ class IngestMetrics:
             "cityops_ingest_store_up", "1 when the last store write succeeded.", registry=r
         )
         self.store_retries = Counter(
-            "cityops_ingest_store_retries", "Store writes retried after a failure.", registry=r
+            "cityops_ingest_store_retries_total",
+            "Store writes retried after a failure.",
+            registry=r,
         )
         self.hook_errors = Counter(
-            "cityops_ingest_hook_errors", "Hooks that raised (events stay stored).", registry=r
+            "cityops_ingest_hook_errors_total",
+            "Hooks that raised (events stay stored).",
+            registry=r,
         )
+        self.event_lag = Histogram(
+            "cityops_ingest_event_lag_seconds",
+            "From an event's observed_at on the device to its batch being stored (includes "
+            "time in the device outbox).",
+            buckets=LAG_BUCKETS,
+            registry=r,
+        )
+        self.database_retries = Counter(
+            "cityops_ingest_database_retries_total",
+            "SQL state writes (ids, dead letters, devices) retried after a failure.",
+            registry=r,
+        )
+        register_build_info(r, "ingest")
         self._counts: dict[str, int] = {}
         self._rejected: dict[str, int] = {}
 
@@ -90,9 +120,19 @@ class IngestMetrics:
         self.batch_seconds.observe(seconds)
         self._add("batches", 1)
 
-    def count_retry(self) -> None:
-        self.store_retries.inc()
-        self._add("store_retries", 1)
+    def observe_lags(self, seconds: list[float]) -> None:
+        observe = self.event_lag.observe
+        for value in seconds:
+            observe(max(0.0, value))
+
+    def count_retry(self, what: str = "store") -> None:
+        """One failed attempt at the event store (``store``) or the SQL state (``database``)."""
+        if what == "store":
+            self.store_retries.inc()
+            self._add("store_retries", 1)
+        else:
+            self.database_retries.inc()
+            self._add("database_retries", 1)
 
     def count_hook_error(self) -> None:
         self.hook_errors.inc()
@@ -109,4 +149,5 @@ class IngestMetrics:
             batches=c.get("batches", 0),
             store_retries=c.get("store_retries", 0),
             hook_errors=c.get("hook_errors", 0),
+            database_retries=c.get("database_retries", 0),
         )
