@@ -240,7 +240,9 @@ class StateCollector(Collector):
             labels=["reason"],
         )
         rows = session.execute(select(DeadLetter.reason, func.count()).group_by(DeadLetter.reason))
-        counts: dict[str, int] = dict(rows.tuples().all())  # a Result has keys(): not a mapping
+        counts: dict[str, int] = dict(
+            rows.all()
+        )  # .all(): a Result has keys(), dict() takes it for a mapping
         for reason in sorted({r.value for r in RejectReason} | set(counts)):
             family.add_metric([reason], counts.get(reason, 0))
         return family
