@@ -23,9 +23,18 @@ from cloud.db.base import create_all, make_engine
 from cloud.db.devices import Device
 from cloud.services.influxd import Influxd
 from cloud.services.ports import free_port
+from cloud.services.prometheus import (
+    DEPLOY_DIR,
+    Prometheus,
+    PrometheusConfig,
+    derive_config,
+    shorten_rules,
+)
 from tests.conftest import API_USER, INGEST_USER, Broker, need
 
 SITES = {"dev-a": "rossio", "dev-b": "baixa"}
+FOR_S = 3.0
+"""Every rule's ``for:`` in the tests (5 min in production for CityOpsDeviceOffline)."""
 
 
 @dataclass
@@ -36,6 +45,7 @@ class Stack:
     workdir: Path
     api_port: int
     ingest_port: int
+    state_url: str
 
     @property
     def api_url(self) -> str:
@@ -82,7 +92,7 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
         proc.wait(5)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def stack(
     mosquitto: Broker, influxd: Influxd, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Stack]:
@@ -138,7 +148,7 @@ def stack(
         ),
         _start(["cloud", "serve", "--config", str(api_yaml), "--no-ingest"], api_log),
     ]
-    running = Stack(mosquitto, influxd, database, workdir, api_port, ingest_port)
+    running = Stack(mosquitto, influxd, database, workdir, api_port, ingest_port, state_url)
     try:
         _wait(lambda: "ingest subscribed" in ingest_log.read_text(), 30, "ingest up", ingest_log)
         _wait(
@@ -154,3 +164,28 @@ def stack(
         influxd.query(f'DROP DATABASE "{database}"')
     for log in (ingest_log, api_log):
         assert "Traceback" not in log.read_text(), log.read_text()[-3000:]
+
+
+@pytest.fixture(scope="package")
+def prometheus(stack: Stack) -> Iterator[Prometheus]:
+    """The real Prometheus on the shipped config and rules, shortened, scraping *stack*."""
+    base = yaml.safe_load((DEPLOY_DIR / "prometheus.yml").read_text())
+    rules = {
+        f"rules-{path.name}": shorten_rules(yaml.safe_load(path.read_text()), FOR_S, 10)
+        for path in sorted((DEPLOY_DIR / "rules").glob("*.yml"))
+    }
+    config = derive_config(
+        base,
+        {
+            "cityops-api": [f"127.0.0.1:{stack.api_port}"],
+            "cityops-ingest": [f"127.0.0.1:{stack.ingest_port}"],
+        },
+        interval_s=1,
+        rule_files=sorted(rules),
+    )
+    server = Prometheus(
+        PrometheusConfig(workdir=stack.workdir / "prometheus", config=config, rules=rules)
+    )
+    server.start()
+    yield server
+    server.stop()

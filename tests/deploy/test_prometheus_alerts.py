@@ -10,26 +10,16 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
-from cloud.services.prometheus import (
-    DEPLOY_DIR,
-    Prometheus,
-    PrometheusConfig,
-    derive_config,
-    shorten_rules,
-)
-from tests.deploy.conftest import Stack
+from cloud.services.prometheus import Prometheus
+from tests.deploy.conftest import FOR_S, Stack
 
 pytestmark = pytest.mark.services
-
-FOR_S = 3.0
-"""Every rule's ``for:`` in the test (5 min in production for CityOpsDeviceOffline)."""
 
 
 def _eventually(check: Callable[[], Any], timeout: float, what: str) -> Any:
@@ -40,30 +30,6 @@ def _eventually(check: Callable[[], Any], timeout: float, what: str) -> Any:
             return result
         time.sleep(0.25)
     raise TimeoutError(f"{what} within {timeout:.0f} s")
-
-
-@pytest.fixture(scope="module")
-def prometheus(stack: Stack) -> Iterator[Prometheus]:
-    base = yaml.safe_load((DEPLOY_DIR / "prometheus.yml").read_text())
-    rules = {
-        f"rules-{path.name}": shorten_rules(yaml.safe_load(path.read_text()), FOR_S, 10)
-        for path in sorted((DEPLOY_DIR / "rules").glob("*.yml"))
-    }
-    config = derive_config(
-        base,
-        {
-            "cityops-api": [f"127.0.0.1:{stack.api_port}"],
-            "cityops-ingest": [f"127.0.0.1:{stack.ingest_port}"],
-        },
-        interval_s=1,
-        rule_files=sorted(rules),
-    )
-    server = Prometheus(
-        PrometheusConfig(workdir=stack.workdir / "prometheus", config=config, rules=rules)
-    )
-    server.start()
-    yield server
-    server.stop()
 
 
 def _sensor_node(stack: Stack, device: str, workdir: Path) -> subprocess.Popen[bytes]:
