@@ -11,11 +11,12 @@ import pytest
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
-from cloud.api.app import create_app
+from cloud.api.app import add_metrics_registry, create_app
 from cloud.api.gauges import DEVICE_STATES, ConnectorCollector
 from cloud.connectors.health import SourceHealth
 from cloud.db.devices import Device
 from cloud.db.ingest import DeadLetter
+from cloud.ingest.metrics import IngestMetrics
 from cloud.ops.clock import ManualClock
 from shared.events import EventKind
 from tests.cloud.api.conftest import make_settings
@@ -174,11 +175,17 @@ def test_api_metrics_pass_promtool_check_metrics(tmp_path: Path) -> None:
     need(shutil.which("promtool") is not None, "promtool (apt-get install prometheus)")
     app = create_app(make_settings(tmp_path), background=False)
     add_devices(app, T0)
+    # as `cityops cloud serve` without --no-ingest: the ingestor's registry on the same page
+    add_metrics_registry(app, IngestMetrics().registry)
     text = app.state.metrics.render()
     result = subprocess.run(
         ["promtool", "check", "metrics"], input=text, capture_output=True, check=False
     )
     assert result.returncode == 0, result.stdout + result.stderr
+    (build,) = [
+        f for f in text_string_to_metric_families(text.decode()) if f.name == "cityops_build_info"
+    ]
+    assert sorted(s.labels["component"] for s in build.samples) == ["api", "ingest"]
 
 
 @pytest.mark.parametrize("devices", [1000])
