@@ -75,6 +75,14 @@ def test_dashboards_use_the_provisioned_datasources() -> None:
     assert used == {("cityops-prometheus", "prometheus"), ("cityops-influxdb", "influxdb")}
     for uid, kind in used:
         assert uids[uid]["type"] == kind
+    text = (GRAFANA / "provisioning/datasources/cityops.yml").read_text()
+    docs = (GRAFANA.parents[1] / "docs" / "observability.md").read_text()
+    variables = set(re.findall(r"\$\{(\w+)\}", text))
+    assert len(variables) == 5
+    assert {v for v in variables if f"`{v}`" not in docs} == set(), "undocumented variables"
+    scrape = yaml.safe_load((GRAFANA.parent / "prometheus" / "prometheus.yml").read_text())
+    prom_ds = uids["cityops-prometheus"]["jsonData"]
+    assert prom_ds["timeInterval"] == scrape["global"]["scrape_interval"]
     provider = yaml.safe_load((GRAFANA / "provisioning/dashboards/cityops.yml").read_text())
     assert provider["providers"][0]["type"] == "file"
     titles = {json.loads(p.read_text())["uid"] for p in DASHBOARDS}
