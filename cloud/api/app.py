@@ -85,6 +85,7 @@ def build_context(
         else None
     )
     metrics = ApiMetrics(hub)
+    metrics.watch_state(sessions, clock, settings.api.silent_after_s)
     ops.add_listener(hub.publish_incident)
     ops.add_listener(metrics.on_incident)
     ctx = ApiContext(
