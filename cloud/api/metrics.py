@@ -39,6 +39,23 @@ class ApiMetrics:
             "cityops_live_messages", "Messages offered to the live stream.", registry=self.registry
         )
         live_messages.set_function(lambda: float(live.published))
+        self.auth_failures = Counter(
+            "cityops_api_auth_failures",
+            "Refused authentications by reason (missing, invalid, ticket) and whether delayed.",
+            ["reason", "delayed"],
+            registry=self.registry,
+        )
+        self.throttled_addresses = Gauge(
+            "cityops_api_auth_throttled_addresses",
+            "Client addresses whose failed authentications are being slowed down.",
+            registry=self.registry,
+        )
+        self.stream_closes = Counter(
+            "cityops_live_closed_by_recheck",
+            "Live streams closed because their credential was revoked, expired or narrowed.",
+            ["reason"],
+            registry=self.registry,
+        )
 
     async def on_incident(self, change: IncidentChange) -> None:
         self.incident_changes.labels(change.type.value).inc()
