@@ -9,6 +9,7 @@ from typing import Annotated
 
 from fastapi import Depends, Path, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cloud.api.context import ApiContext
@@ -101,6 +102,9 @@ def actor_of(request: Request, principal: Principal) -> Actor:
     return Actor.of(principal, source=source, user_agent=request.headers.get("user-agent", ""))
 
 
+MAX_ROW_ID = 2**63 - 1
+"""The largest integer id (cursor) a database column holds; larger ones are a 422."""
+
 DevicePath = Annotated[str, Path(pattern=DEVICE_ID_PATTERN, examples=["cam-praca-01"])]
 IncidentPath = Annotated[str, Path(min_length=1, max_length=36)]
 
@@ -156,6 +160,25 @@ class IncidentScope:
         if not principal.sees(incident.department):
             raise ApiError(403, f"incident belongs to department {incident.department!r}")
         return incident
+
+
+def visible_devices(ctx: ApiContext, principal: Principal) -> frozenset[str] | None:
+    """Device ids whose data a department-scoped caller may see (None: every device).
+
+    A device is visible when it is registered with one of the caller's departments or with
+    none; data of devices not in the registry is shown to all-department callers only.
+    """
+    if principal.all_departments:
+        return None
+    with ctx.sessions() as session:
+        rows = session.execute(select(Device.id, Device.department)).all()
+    return frozenset(device_id for device_id, dept in rows if principal.sees(dept))
+
+
+def request_principal(request: Request) -> Principal | None:
+    """The principal a ``Require`` dependency of this request authenticated (None if none)."""
+    principal = getattr(request.state, "principal", None)
+    return principal if isinstance(principal, Principal) else None
 
 
 def current_principal(request: Request) -> Principal:

@@ -123,7 +123,7 @@ class _Sources:
             if sessions is not None:
                 with sessions() as session:
                     rows = session.execute(select(Device.id, Device.department)).all()
-                allowed = frozenset(d for d, dept in rows if dept and principal.sees(dept))
+                allowed = frozenset(d for d, dept in rows if principal.sees(dept))
         return _Sources(store, sessions, allowed)
 
     def _visible(self, device: str) -> bool:
