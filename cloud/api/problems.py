@@ -14,6 +14,10 @@ from shared.errors import ContractError
 
 logger = logging.getLogger(__name__)
 PROBLEM_JSON = "application/problem+json"
+NGSI_LD_ERRORS = "https://uri.etsi.org/ngsi-ld/errors/"
+"""ETSI NGSI-LD error types (GS CIM 009, 5.5.2): ``<this><Name>``, e.g. ``ResourceNotFound``."""
+_NGSI_PREFIX = "/ngsi-ld/"
+_NGSI_TYPES = {400: "BadRequestData", 404: "ResourceNotFound", 422: "BadRequestData"}
 
 
 class FieldError(BaseModel):
@@ -36,7 +40,9 @@ _TITLES = {
     404: "Not Found",
     405: "Method Not Allowed",
     409: "Conflict",
+    413: "Content Too Large",
     422: "Unprocessable Content",
+    429: "Too Many Requests",
     503: "Service Unavailable",
 }
 
@@ -46,13 +52,31 @@ def problem(
     detail: str,
     errors: list[FieldError] | None = None,
     headers: dict[str, str] | None = None,
+    *,
+    title: str | None = None,
+    type_: str = "about:blank",
 ) -> JSONResponse:
+    """The one builder of error responses (API, connectors, NGSI-LD)."""
     body = Problem(
-        title=_TITLES.get(status, "Error"), status=status, detail=detail, errors=errors or []
+        type=type_,
+        title=title or _TITLES.get(status, "Error"),
+        status=status,
+        detail=detail,
+        errors=errors or [],
     )
     return JSONResponse(
         body.model_dump(), status_code=status, media_type=PROBLEM_JSON, headers=headers
     )
+
+
+def ngsi_type(status: int) -> str:
+    """The ETSI error type for an NGSI-LD answer of *status* (``about:blank`` if none fits)."""
+    name = _NGSI_TYPES.get(status)
+    return NGSI_LD_ERRORS + name if name else "about:blank"
+
+
+def _type_for(request: Request, status: int) -> str:
+    return ngsi_type(status) if request.url.path.startswith(_NGSI_PREFIX) else "about:blank"
 
 
 class ApiError(Exception):
@@ -74,10 +98,12 @@ def _loc(loc: tuple[Any, ...] | list[Any]) -> str:
 
 def install(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
-    async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
+    async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
         errors = [FieldError(field=exc.field, message=exc.detail)] if exc.field else []
         headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None  # noqa: PLR2004
-        return problem(exc.status, exc.detail, errors, headers)
+        return problem(
+            exc.status, exc.detail, errors, headers, type_=_type_for(request, exc.status)
+        )
 
     @app.exception_handler(OpsError)
     async def _ops_error(_request: Request, exc: OpsError) -> JSONResponse:
@@ -89,13 +115,15 @@ def install(app: FastAPI) -> None:
         return problem(422, str(exc), [FieldError(field=exc.field, message=exc.reason)])
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = [
             FieldError(field=_loc(err.get("loc", ())), message=str(err.get("msg", "")))
             for err in exc.errors()
         ]
         first = errors[0] if errors else FieldError(field="request", message="invalid")
-        return problem(422, f"{first.field}: {first.message}", errors)
+        return problem(
+            422, f"{first.field}: {first.message}", errors, type_=_type_for(request, 422)
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
