@@ -18,6 +18,7 @@ from cloud.db.devices import Device
 from cloud.ops.keys import authenticate, principal_by_id
 from cloud.ops.models import IncidentOut
 from cloud.ops.roles import Actor, Permission, Principal
+from shared.clock import utcnow
 from shared.limits import DEVICE_ID_PATTERN
 
 bearer = HTTPBearer(auto_error=False, description="An API key: `cok_<id>_<secret>`.")
@@ -59,7 +60,7 @@ async def authenticate_token(ctx: ApiContext, token: str | None, address: str) -
             ctx, address, "missing", "missing credentials: send 'Authorization: Bearer <api key>'"
         )
     principal = ctx.keys.get(token)
-    if principal is not None:
+    if principal is not None and (principal.expires_at is None or principal.expires_at > utcnow()):
         return principal
     principal = await asyncio.to_thread(_look_up, ctx, token)
     if principal is None:

@@ -108,7 +108,11 @@ def _active(row: ApiKey) -> bool:
 
 def _principal(row: ApiKey) -> Principal:
     return Principal(
-        key_id=row.id, name=row.name, role=Role(row.role), departments=frozenset(row.departments)
+        key_id=row.id,
+        name=row.name,
+        role=Role(row.role),
+        departments=frozenset(row.departments),
+        expires_at=row.expires_at,
     )
 
 

@@ -93,7 +93,9 @@ async def sse(
             yield ": connected\n\n"
             while not await request.is_disconnected():
                 getter = asyncio.create_task(sub.queue.get())
-                done, _ = await asyncio.wait({getter, watcher}, timeout=_HEARTBEAT_S)
+                done, _ = await asyncio.wait(
+                    {getter, watcher}, timeout=_HEARTBEAT_S, return_when=asyncio.FIRST_COMPLETED
+                )
                 if watcher in done:
                     getter.cancel()
                     yield f"event: closed\ndata: {watcher.result()[1]}\n\n"

@@ -153,12 +153,12 @@ async def test_abandoned_object_to_resolved_incident(served: Served, mosquitto: 
 async def test_live_stream_refuses_without_key_or_role(served: Served) -> None:
     ws_url = served.url.replace("http", "ws") + "/api/v1/live/ws"
     keys = served.app.state.keys
-    for query, code in (
-        ("", 4401),
-        ("?token=cok_x_y", 4401),
-        (f"?token={keys['technician']}", 4403),
+    for protocols, code in (
+        ([], 4401),
+        (["cityops.v1", "cityops.bearer.cok_x_y"], 4401),
+        (["cityops.v1", f"cityops.bearer.{keys['technician']}"], 4403),
     ):
-        async with connect(ws_url + query) as ws:
+        async with connect(ws_url, subprotocols=protocols or None) as ws:  # type: ignore[arg-type]
             with pytest.raises(ConnectionClosed):
                 await asyncio.wait_for(ws.recv(), 5)
             assert ws.close_code == code
