@@ -101,12 +101,12 @@ def _declare_errors(operation: dict[str, Any]) -> None:
         wanted.add(404)
     for status in wanted:
         responses.setdefault(str(status), {})
-    for status, response in responses.items():
-        if not status.isdigit() or int(status) < 400 or not _is_replaceable(response):  # noqa: PLR2004
+    for code, response in responses.items():
+        if not code.isdigit() or int(code) < 400 or not _is_replaceable(response):  # noqa: PLR2004
             continue
-        response["description"] = response.get("description") or _TITLES.get(int(status), "Error")
-        if response["description"] in {"Validation Error", "Successful Response"}:
-            response["description"] = _TITLES.get(int(status), "Error")
+        title = _TITLES.get(int(code), "Error")
+        if response.get("description") in {None, "", "Validation Error", "Successful Response"}:
+            response["description"] = title
         response["content"] = {PROBLEM_JSON: {"schema": _PROBLEM_REF}}
 
 

@@ -12,6 +12,7 @@ import httpx
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
+from websockets.typing import Subprotocol
 
 from cloud.api.app import create_app
 from cloud.settings import StoreSettings
@@ -155,10 +156,10 @@ async def test_live_stream_refuses_without_key_or_role(served: Served) -> None:
     keys = served.app.state.keys
     for protocols, code in (
         ([], 4401),
-        (["cityops.v1", "cityops.bearer.cok_x_y"], 4401),
-        (["cityops.v1", f"cityops.bearer.{keys['technician']}"], 4403),
+        ([Subprotocol("cityops.v1"), Subprotocol("cityops.bearer.cok_x_y")], 4401),
+        ([Subprotocol("cityops.v1"), Subprotocol(f"cityops.bearer.{keys['technician']}")], 4403),
     ):
-        async with connect(ws_url, subprotocols=protocols or None) as ws:  # type: ignore[arg-type]
+        async with connect(ws_url, subprotocols=protocols or None) as ws:
             with pytest.raises(ConnectionClosed):
                 await asyncio.wait_for(ws.recv(), 5)
             assert ws.close_code == code
