@@ -17,6 +17,7 @@ PROBLEM_JSON = "application/problem+json"
 NGSI_LD_ERRORS = "https://uri.etsi.org/ngsi-ld/errors/"
 """ETSI NGSI-LD error types (GS CIM 009, 5.5.2): ``<this><Name>``, e.g. ``ResourceNotFound``."""
 _NGSI_PREFIX = "/ngsi-ld/"
+_UNREADABLE_BODY = "error parsing the body"
 _NGSI_TYPES = {400: "BadRequestData", 404: "ResourceNotFound", 422: "BadRequestData"}
 
 
@@ -126,7 +127,16 @@ def install(app: FastAPI) -> None:
         )
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400 and _UNREADABLE_BODY in str(exc.detail):  # noqa: PLR2004
+            # FastAPI's 400 for a body it cannot decode: invalid input like any other.
+            detail = "body: not readable as the declared content type"
+            return problem(
+                422,
+                detail,
+                [FieldError(field="body", message=detail)],
+                type_=_type_for(request, 422),
+            )
         return problem(exc.status_code, str(exc.detail), headers=dict(exc.headers or {}))
 
     @app.exception_handler(Exception)

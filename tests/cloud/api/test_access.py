@@ -1,5 +1,6 @@
 """Every API route: 401 without credentials, 403 outside the role and outside the department."""
 
+import base64
 import re
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -164,3 +165,32 @@ async def test_errors_are_problem_json_naming_the_field(api: Api, path: str, fie
     assert body["status"] == 422
     assert body["errors"][0]["field"] == field
     assert body["title"]
+
+
+def _cursor(text: str) -> str:
+    return base64.urlsafe_b64encode(text.encode()).decode()
+
+
+@pytest.mark.parametrize(
+    ("path", "field"),
+    [
+        ("/api/v1/events?start=0001-01-01T00:00:00%2B14:00", "start"),
+        ("/api/v1/events?end=9999-12-31T23:59:59-14:00", "end"),
+        ("/api/v1/events?start=1900-01-01T00:00:00Z", "start"),
+        ("/api/v1/events/counts?interval_s=3600&end=0001-01-01T00:00:00%2B01:00", "end"),
+        ("/api/v1/events/hotspots?start=0001-01-01T00:30:00%2B01:00", "start"),
+        (f"/api/v1/events?cursor={_cursor('99999999999999999999999:x')}", "cursor"),
+        ("/api/v1/audit?before_id=99999999999999999999999", "before_id"),
+        ("/api/v1/dead-letters?cursor=99999999999999999999999", "cursor"),
+        ("/api/v1/incidents?limit=99999999999999999999999", "limit"),
+        ("/api/v1/devices/dev-civil?telemetry=99999999999999999999999", "telemetry"),
+    ],
+)
+async def test_out_of_range_input_is_a_422_naming_the_field(
+    api: Api, path: str, field: str
+) -> None:
+    add_device(api.app.state.sessions, "dev-civil", department=CIVIL)
+    response = await api.client.get(path, headers=api.auth("admin"))
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["errors"][0]["field"] == field

@@ -161,9 +161,7 @@ async def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterato
                 IncidentFilter(device_id=f"dev-{short}")
             ).items
             assert incident.department == dept
-            (delivery,) = integrations.current_dispatcher().list_deliveries(
-                incident_id=incident.id
-            )
+            (delivery,) = integrations.current_dispatcher().list_deliveries(incident_id=incident.id)
             with app.state.sessions() as session:
                 session.add(
                     DeadLetter(
