@@ -11,6 +11,7 @@ from fastapi.routing import APIRoute, APIWebSocketRoute
 from starlette.routing import BaseRoute
 
 from cloud.api.deps import DeviceScope, IncidentScope, Require
+from cloud.api.throttle import AuthThrottle
 from cloud.ops.roles import ROLE_PERMISSIONS, Permission, Role
 from cloud.ops.service import IncidentFilter
 from shared.events import EventKind
@@ -76,6 +77,9 @@ def _url(path: str, values: dict[str, str]) -> str:
 
 async def test_every_route_requires_credentials_role_and_department(api: Api) -> None:
     values = await _fixtures(api)
+    # Wrong keys on purpose, ~50 times from one address: not slowed down here (that is
+    # test_auth_throttle's subject).
+    api.app.state.ctx.auth_throttle = AuthThrottle(free=10_000)
     every = list(flat_routes(api.app.routes))
     routes = [r for r in every if isinstance(r, APIRoute)]
     documented = set(api.app.openapi()["paths"])
