@@ -13,18 +13,23 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy.orm import Session
+from typer.testing import CliRunner
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 from websockets.typing import Subprotocol
 
+from cityops.cli import app as cli
 from cloud.api.app import create_app
-from cloud.ops.keys import create_api_key, revoke_api_key, update_api_key
+from cloud.db.base import create_all, make_engine
+from cloud.ops.keys import authenticate, create_api_key, revoke_api_key, update_api_key
 from shared.clock import utcnow
 from shared.events import Event, EventKind
 from tests.cloud.api.conftest import CIVIL, POLICE, Served, add_keys, make_settings, serve, stop
 from tests.cloud.ops.builders import add_device, event
 
 CLOSE_WITHIN_S = 5.0
+runner = CliRunner()
 
 
 @pytest.fixture
@@ -208,3 +213,50 @@ async def test_websocket_takes_no_key_in_the_url_but_a_header_subprotocol_or_tic
         )
     async with connect(ws_url(served, f"?ticket={again.json()['ticket']}")) as ws:
         assert await receives(ws)
+
+
+def test_keys_can_expire_and_be_narrowed_from_the_cli(tmp_path: Path) -> None:
+    config = tmp_path / "cloud.yaml"
+    config.write_text(f"database_url: sqlite:///{tmp_path / 'state.sqlite'}\n")
+    made = runner.invoke(
+        cli,
+        ["cloud", "keys", "create", "--name", "desk", "--role", "operator", "-c", str(config)],
+    )
+    assert made.exit_code == 0, made.output
+    key = made.output.strip()
+    key_id = key.split("_")[1]
+    narrowed = runner.invoke(
+        cli,
+        [
+            "cloud", "keys", "update", key_id, "--role", "viewer", "-d", CIVIL,
+            "--expires-in", "1", "-c", str(config),
+        ],
+    )  # fmt: skip
+    assert narrowed.exit_code == 0, narrowed.output
+    engine = make_engine(f"sqlite:///{tmp_path / 'state.sqlite'}")
+    with Session(engine) as session:
+        principal = authenticate(session, key)
+    assert principal is not None
+    assert (principal.role.value, principal.departments) == ("viewer", frozenset({CIVIL}))
+    assert principal.expires_at is not None
+    assert timedelta(minutes=59) < principal.expires_at - utcnow() <= timedelta(hours=1)
+    listed = runner.invoke(cli, ["cloud", "keys", "list", "-c", str(config)])
+    assert "expires" in listed.output
+    unknown = runner.invoke(cli, ["cloud", "keys", "update", "nope", "-c", str(config)])
+    assert unknown.exit_code == 1
+    engine.dispose()
+
+
+def test_an_older_database_gains_the_key_expiry_column(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'old.sqlite'}")
+    with engine.begin() as conn:  # api_keys as the previous version created it
+        conn.exec_driver_sql(
+            "CREATE TABLE api_keys (id VARCHAR(16) PRIMARY KEY, name VARCHAR(128), "
+            "role VARCHAR(32), departments JSON, secret_hash VARCHAR(64), created_at DATETIME, "
+            "revoked_at DATETIME, last_used_at DATETIME)"
+        )
+    create_all(engine)
+    with Session(engine, expire_on_commit=False) as session:
+        key = create_api_key(session, name="after upgrade", role="viewer")
+        assert authenticate(session, key) is not None
+    engine.dispose()
