@@ -2,8 +2,8 @@
 
 ``install(app)`` replaces ``app.openapi``: each operation gets a stable camelCase id (its
 handler's name, or a clearer one below), and every error response it can give is declared as
-``application/problem+json`` (401/403 where a key is needed, 404 where the path names
-something, 422 where there is input).
+``application/problem+json`` (401/403/503 where a key is needed, 404 where the path
+names something, 422 where there is input).
 """
 
 from typing import Any, Final
@@ -55,7 +55,7 @@ _TITLES: Final = {
     413: "Body too large",
     422: "Invalid input; `errors[].field` names it",
     429: "Too many requests",
-    503: "Service unavailable",
+    503: "Service unavailable (the store is down); retry after `Retry-After`",
 }
 _REPLACEABLE: Final = {"#/components/schemas/Problem", "#/components/schemas/HTTPValidationError"}
 
@@ -93,7 +93,7 @@ def _declare_errors(operation: dict[str, Any]) -> None:
     responses: dict[str, Any] = operation.setdefault("responses", {})
     wanted: set[int] = set()
     if operation.get("security"):
-        wanted |= {401, 403}
+        wanted |= {401, 403, 503}  # 503: the store or database is down (with Retry-After)
     parameters = operation.get("parameters", [])
     if parameters or "requestBody" in operation:
         wanted.add(422)

@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cloud.ops.errors import OpsError
+from cloud.store.base import StoreUnavailableError
 from shared.errors import ContractError
 
 logger = logging.getLogger(__name__)
@@ -114,6 +115,11 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(ContractError)
     async def _contract(_request: Request, exc: ContractError) -> JSONResponse:
         return problem(422, str(exc), [FieldError(field=exc.field, message=exc.reason)])
+
+    @app.exception_handler(StoreUnavailableError)
+    async def _store_down(request: Request, exc: StoreUnavailableError) -> JSONResponse:
+        logger.warning("store unavailable on %s %s: %s", request.method, request.url.path, exc)
+        return problem(503, "the event store is unavailable; retry", headers={"Retry-After": "5"})
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:

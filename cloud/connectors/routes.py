@@ -133,7 +133,7 @@ def build_connector_router(
         status_code=202,
         response_model=IntakeResult,
         summary="Receive records from a partner system (signed webhook)",
-        responses={401: {}, 404: {}, 409: {}, 413: {}, 422: {}, 429: {}, 503: {}},
+        responses={400: {}, 401: {}, 404: {}, 409: {}, 413: {}, 422: {}, 429: {}, 503: {}},
     )
     async def receive_webhook(source_id: SourceId, request: Request) -> Response:
         source = hub.source(source_id)

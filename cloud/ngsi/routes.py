@@ -261,7 +261,7 @@ def build_ngsi_router(
     @router.post(
         "/notify/{source_id}",
         summary="Receive an NGSI-LD notification from a context broker (ngsi_ld source)",
-        responses={401: {}, 404: {}, 422: {}, 429: {}, 503: {}},
+        responses={400: {}, 401: {}, 404: {}, 413: {}, 422: {}, 429: {}, 503: {}},
     )
     async def notify(
         request: Request,

@@ -3,19 +3,24 @@
 import base64
 import re
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute, APIWebSocketRoute
 from starlette.routing import BaseRoute
 
+from cloud.api.app import create_app
 from cloud.api.deps import DeviceScope, IncidentScope, Require
 from cloud.api.throttle import AuthThrottle
 from cloud.ops.roles import ROLE_PERMISSIONS, Permission, Role
 from cloud.ops.service import IncidentFilter
+from cloud.services.ports import free_port
+from cloud.settings import InfluxSettings, StoreSettings
 from shared.events import EventKind
-from tests.cloud.api.conftest import CIVIL, POLICE, Api
+from tests.cloud.api.conftest import CIVIL, POLICE, Api, add_keys, make_settings
 from tests.cloud.ops.builders import add_device, event
 
 PUBLIC = {
@@ -198,3 +203,21 @@ async def test_out_of_range_input_is_a_422_naming_the_field(
     assert response.status_code == 422, response.text
     assert response.headers["content-type"] == "application/problem+json"
     assert response.json()["errors"][0]["field"] == field
+
+
+async def test_a_store_outage_is_a_503_problem_with_retry_after(tmp_path: Path) -> None:
+    dead = StoreSettings(
+        kind="influx", influx=InfluxSettings(url=f"http://127.0.0.1:{free_port()}")
+    )
+    app = create_app(make_settings(tmp_path, store=dead), background=False)
+    keys = add_keys(app)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
+        response = await client.get(
+            "/api/v1/events", headers={"Authorization": f"Bearer {keys['viewer']}"}
+        )
+    assert response.status_code == 503
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.headers["retry-after"] == "5"
+    operation = app.openapi()["paths"]["/api/v1/events"]["get"]
+    assert "application/problem+json" in operation["responses"]["503"]["content"]
