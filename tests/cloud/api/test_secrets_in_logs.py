@@ -22,6 +22,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 from websockets.typing import Subprotocol
 
+from cloud.api.logs import redact
 from cloud.services.ports import free_port
 from shared.codec import encode
 from shared.events import EventKind
@@ -173,3 +174,20 @@ def test_no_key_ticket_or_password_in_any_log_of_a_full_run(
     for path, text in logs.items():
         leaked = [s[:12] + "…" for s in secrets if s in text]
         assert not leaked, f"{path.name} carries {leaked}"
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ('"GET /ws?token=cok_ab12_s3cr3t-x HTTP/1.1" 101', '"GET /ws?token=*** HTTP/1.1" 101'),
+        ("/x?kind=crowding&ticket=cot_abc&limit=5", "/x?kind=crowding&ticket=***&limit=5"),
+        ("/x?Password=hunter2;X-Signature=ab", "/x?Password=***;X-Signature=***"),
+        ("key cok_0a1b2c_Zz-9_q was used", "key cok_0a1b2c_*** was used"),
+        ("Authorization: Bearer abc.def-ghi", "Authorization: Bearer ***"),
+        ("/api/v1/events?device_id=cam-1&limit=5", "/api/v1/events?device_id=cam-1&limit=5"),
+    ],
+)  # fmt: skip
+def test_redact_masks_secret_query_values_keys_tickets_and_bearer_values(
+    line: str, expected: str
+) -> None:
+    assert redact(line) == expected
