@@ -18,6 +18,7 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from cloud.api import openapi as api_openapi
 from cloud.api import problems
 from cloud.api.context import ApiContext
 from cloud.api.metrics import ApiMetrics
@@ -173,6 +174,7 @@ def create_app(
         ],
     )
     problems.install(app)
+    api_openapi.install(app)
     app.state.ctx = ctx
     app.state.ops = ops
     app.state.store = store

@@ -62,6 +62,23 @@ class ApiMetrics:
         live_subscribers.set_function(lambda: float(live.subscriber_count))
         self.registry.register(_LiveMessages(live))
         register_build_info(self.registry, "api")
+        self.auth_failures = Counter(
+            "cityops_api_auth_failures",
+            "Refused authentications by reason (missing, invalid, ticket) and whether delayed.",
+            ["reason", "delayed"],
+            registry=self.registry,
+        )
+        self.throttled_addresses = Gauge(
+            "cityops_api_auth_throttled_addresses",
+            "Client addresses whose failed authentications are being slowed down.",
+            registry=self.registry,
+        )
+        self.stream_closes = Counter(
+            "cityops_live_closed_by_recheck",
+            "Live streams closed because their credential was revoked, expired or narrowed.",
+            ["reason"],
+            registry=self.registry,
+        )
 
     def watch_state(
         self, sessions: sessionmaker[Session], clock: Clock, silent_after_s: float
