@@ -21,6 +21,31 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
 )
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            typer.echo(f"cityops {version('cityops')}")
+        except PackageNotFoundError:  # a source checkout that was never installed
+            typer.echo("cityops (not installed: source checkout)")
+        raise typer.Exit
+
+
+@app.callback()
+def _main(
+    _version_flag: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """CityOps command line."""
+
+
 schema_app = typer.Typer(
     help=(
         "The wire contract as JSON Schema, for firmware authors and external integrators.\n\n"

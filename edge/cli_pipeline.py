@@ -11,6 +11,8 @@ import typer
 from edge.settings import MATERIAL_PREFIX
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from edge.pipeline import RunSummary
 
 logger = logging.getLogger(__name__)
@@ -70,11 +72,11 @@ def replay(  # noqa: PLR0917 - Typer maps each option to one parameter
     try:
         settings = EdgeSettings.from_yaml(config)
     except ValueError as exc:
-        err.print(f"[red]config error:[/red] {exc}")
+        _error(err, "config error:", str(exc))
         raise typer.Exit(2) from exc
     cam_id = camera or settings.cameras[0].id
     if cam_id not in {c.id for c in settings.cameras}:
-        err.print(f"[red]--camera:[/red] {cam_id!r} is not in {config}")
+        _error(err, "--camera:", f"{cam_id!r} is not in {config}")
         raise typer.Exit(2)
     path = (
         paths.material_dir() / video.removeprefix(MATERIAL_PREFIX)
@@ -82,7 +84,7 @@ def replay(  # noqa: PLR0917 - Typer maps each option to one parameter
         else Path(video)
     )
     if not path.is_file():
-        err.print(f"[red]VIDEO:[/red] no such file: {path}")
+        _error(err, "VIDEO:", f"no such file: {path}")
         raise typer.Exit(2)
     if start_time is not None and start_time.tzinfo is None:
         start_time = start_time.replace(tzinfo=UTC)
@@ -91,7 +93,7 @@ def replay(  # noqa: PLR0917 - Typer maps each option to one parameter
         pipeline = Pipeline.from_settings(settings)
         source = OpenCvSource(cam_id, str(path), realtime=realtime, start_time=base)
     except (DetectorError, SourceError, ValueError) as exc:
-        err.print(f"[red]error:[/red] {exc}")
+        _error(err, "error:", str(exc))
         raise typer.Exit(1) from exc
     total = source.frame_count
     sink: JsonlSink | ListSink = JsonlSink(events_out) if events_out else ListSink()
@@ -115,6 +117,13 @@ def replay(  # noqa: PLR0917 - Typer maps each option to one parameter
     if isinstance(sink, JsonlSink):
         sink.close()
     _print_summary(path.name, summary, pipeline.stats().inference_ms, events_out)
+
+
+def _error(console: "Console", label: str, message: str) -> None:
+    """*message* as plain text: settings errors quote patterns such as '^[a-z0-9]{0,62}$'."""
+    from rich.text import Text
+
+    console.print(Text.assemble((label, "red"), " ", message))
 
 
 def _print_summary(

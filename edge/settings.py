@@ -10,10 +10,11 @@ from pathlib import Path
 from typing import Any, Literal, Self
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from cityops import paths
+from cityops.settings_file import SettingsFileError, build, layered, read_mapping
 from edge.uplink.settings import UplinkSettings
 from shared.base import DeviceId, LocalId, UtcDatetime
 from shared.config import DeviceConfig
@@ -273,34 +274,25 @@ class EdgeSettings(BaseSettings):
 
     @classmethod
     def from_yaml(cls, path: Path, **overrides: Any) -> Self:
-        """Read *path* (YAML); ``overrides`` win over the file, environment wins over neither.
+        """Read *path*: ``CITYOPS_EDGE_*`` variables win over the file, *overrides* over both.
 
-        Raises ``ValueError`` naming the file and the field when the file does not fit.
+        Raises ``SettingsFileError`` (a ``ValueError``) naming the file and the field.
         """
-        try:
-            raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except (OSError, yaml.YAMLError) as exc:
-            raise ValueError(f"{path}: cannot read settings: {exc}") from exc
-        if raw is None:
-            raw = {}
-        if not isinstance(raw, dict):
-            raise ValueError(f"{path}: settings must be a mapping at the top level")  # noqa: TRY004 - a config error, not a programming one
+        raw = read_mapping(path)
         base = path.resolve().parent
-        data: dict[str, Any] = {**raw, **overrides, "base_dir": base}
+        data: dict[str, Any] = {**layered(cls, raw, overrides), "base_dir": base}
         cfg_path = data.get("device_config_path")
         if cfg_path is not None:
             cfg_file = _resolve(Path(cfg_path), base)
             try:
                 cfg_raw = yaml.safe_load(cfg_file.read_text(encoding="utf-8"))
             except (OSError, yaml.YAMLError) as exc:
-                raise ValueError(f"device_config_path: cannot read {cfg_file}: {exc}") from exc
+                raise SettingsFileError(
+                    f"{path}: device_config_path: cannot read {cfg_file}: {exc}"
+                ) from exc
             data.pop("device_config_path")
             data["device_config"] = cfg_raw
-        try:
-            settings = cls(**data)
-        except ValidationError as exc:
-            raise ValueError(f"{path}: {_describe(exc)}") from exc
-        return settings.resolved()
+        return build(cls, path, data).resolved()
 
     def resolved(self) -> Self:
         """Copy with relative model/label/output paths resolved against ``base_dir``."""
@@ -343,11 +335,3 @@ def _resolve(path: Path, base: Path) -> Path:
 
 def _maybe(path: Path | None, base: Path) -> Path | None:
     return None if path is None else _resolve(path, base)
-
-
-def _describe(exc: ValidationError) -> str:
-    parts = []
-    for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        parts.append(f"{loc}: {err['msg']}")
-    return "; ".join(parts)

@@ -9,9 +9,11 @@ from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from provisioning.errors import InputError, ProvisioningError
+from shared.errors import ContractError
 
 if TYPE_CHECKING:
     from provisioning.api_client import OpsApiClient
@@ -74,7 +76,8 @@ BalenaToken = Annotated[
         show_default=False,
     ),
 ]
-DEFAULT_API = "http://127.0.0.1:8000"
+DEFAULT_API = "http://127.0.0.1:8080"
+"""Where `cityops cloud serve` listens by default (api.port)."""
 DEFAULT_BALENA_DIR = Path.home() / ".balena"
 DEVICE_HELP = (
     "Register a unit with the operations API and balena, and write its bundle.\n\n"
@@ -93,9 +96,9 @@ Fleet = Annotated[str, typer.Option("--fleet", help="balena fleet slug, e.g. cit
 
 
 def _fail(exc: ProvisioningError) -> NoReturn:
-    console.print(f"[bold red]✗ {exc}[/]")
+    console.print(f"[bold red]✗ {escape(str(exc))}[/]")
     if exc.hint:
-        console.print(f"  [yellow]{exc.hint}[/]")
+        console.print(f"  [yellow]{escape(exc.hint)}[/]")
     raise typer.Exit(1)
 
 
@@ -105,6 +108,8 @@ def _errors() -> Iterator[None]:
         yield
     except ProvisioningError as exc:
         _fail(exc)
+    except ContractError as exc:  # an id or topic that is not a CityOps one, e.g. "Cam 01"
+        _fail(InputError(str(exc), hint="Device ids are like pc-01: a-z, 0-9, '-' and '_'."))
 
 
 class _Steps:
