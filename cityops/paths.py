@@ -25,6 +25,7 @@ def data_path(*parts: str) -> Path:
 
 
 FACE_MODEL_NAME = "face_detection_back.tflite"
+AUDIT_MODEL_NAME = "face_detection_full_range.tflite"
 MODELS_DIR_ENV = "CITYOPS_MODELS_DIR"
 
 
@@ -44,4 +45,12 @@ def face_model_path() -> Path | None:
     for folder in (material_dir() / "models", models_cache_dir()):
         if (folder / FACE_MODEL_NAME).is_file():
             return folder / FACE_MODEL_NAME
+    return None
+
+
+def audit_model_path() -> Path | None:
+    """The privacy auditor's face model (BlazeFace full range), where `models fetch` put it."""
+    for folder in (material_dir() / "models", models_cache_dir()):
+        if (folder / AUDIT_MODEL_NAME).is_file():
+            return folder / AUDIT_MODEL_NAME
     return None

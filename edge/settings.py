@@ -184,6 +184,13 @@ class SnapshotSettings(_Section):
         "beside the detector (the balena release puts it there), else the one `cityops models "
         "fetch` wrote to $CITYOPS_MODELS_DIR or ~/.cache/cityops/models.",
     )
+    privacy_audit: Path | None = Field(
+        default=None,
+        description="Audits and the demo: count faces with an independent detector (BlazeFace "
+        "full range, not the blurring model) before and after blurring every image that "
+        "leaves, and append the counts (never an image) to this JSON-lines file. Costs tens "
+        "of ms per snapshot.",
+    )
     without_face_model: Literal["refuse", "heads_only"] = Field(
         default="refuse",
         description="blur_faces is on but no face model is found: 'refuse' sends no image at "
@@ -312,7 +319,10 @@ class EdgeSettings(BaseSettings):
             }
         )
         snap = self.snapshot.model_copy(
-            update={"face_model_path": _maybe(self.snapshot.face_model_path, base)}
+            update={
+                "face_model_path": _maybe(self.snapshot.face_model_path, base),
+                "privacy_audit": _maybe(self.snapshot.privacy_audit, base),
+            }
         )
         return self.model_copy(
             update={"detector": det, "snapshot": snap, "events_out": _maybe(self.events_out, base)}

@@ -7,6 +7,9 @@ material and never committed). ``stage`` assembles that folder::
     python -m firmware.release stage --out build/balena
     balena push my-fleet --source build/balena
 
+The release carries the face model too (``face_detection_back.tflite``, fetched and checked by
+``cityops models fetch``), beside the detector, so a unit blurs faces, not only heads.
+
 ``env-doc`` writes ``firmware/ENVIRONMENT.md``, every variable the agent reads, derived from the
 JSON Schema of ``edge.settings.EdgeSettings`` (tests keep the file in step with the model).
 """
@@ -18,7 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cityops.paths import material_dir
+from cityops.models import FACE_MODEL, sha256_of
+from cityops.paths import FACE_MODEL_NAME, face_model_path, material_dir
 from firmware.update_lock import LOCK_PATH
 
 FIRMWARE_DIR = Path(__file__).resolve().parent
@@ -39,15 +43,34 @@ class StagedRelease:
     root: Path
     compose: Path
     model: Path
+    face_model: Path
 
 
-def stage(out: Path, material: Path | None = None, repo: Path = REPO_ROOT) -> StagedRelease:
+def _face_model(given: Path | None) -> Path:
+    """The fetched face model, checked against its pinned sha256."""
+    path = given or face_model_path()
+    if path is None or not path.is_file():
+        raise FileNotFoundError(
+            f"face model: {FACE_MODEL_NAME} not found; run `cityops models fetch` first"
+        )
+    if sha256_of(path.read_bytes()) != FACE_MODEL.sha256:
+        raise FileNotFoundError(f"face model: {path} does not match the pinned sha256")
+    return path
+
+
+def stage(
+    out: Path,
+    material: Path | None = None,
+    repo: Path = REPO_ROOT,
+    face_model: Path | None = None,
+) -> StagedRelease:
     """Write a folder ``balena push --source`` accepts; replaces *out* if it exists."""
     material = material or material_dir()
     model_src = material / "models"
     missing = [name for name in MODEL_FILES if not (model_src / name).is_file()]
     if missing:
         raise FileNotFoundError(f"material: {', '.join(missing)} not found in {model_src}")
+    face = _face_model(face_model)
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
@@ -65,8 +88,12 @@ def stage(out: Path, material: Path | None = None, repo: Path = REPO_ROOT) -> St
     models.mkdir()
     for name in MODEL_FILES:
         shutil.copy2(model_src / name, models / name)
+    shutil.copy2(face, models / FACE_MODEL_NAME)
     return StagedRelease(
-        root=out, compose=out / "docker-compose.yml", model=models / MODEL_FILES[0]
+        root=out,
+        compose=out / "docker-compose.yml",
+        model=models / MODEL_FILES[0],
+        face_model=models / FACE_MODEL_NAME,
     )
 
 
@@ -193,12 +220,13 @@ def main(argv: list[str] | None = None) -> int:
     st = sub.add_parser("stage", help="Assemble a folder for `balena push --source`.")
     st.add_argument("--out", type=Path, default=REPO_ROOT / "build" / "balena")
     st.add_argument("--material", type=Path, default=None, help="Provided material folder.")
+    st.add_argument("--face-model", type=Path, default=None, help="face_detection_back.tflite.")
     doc = sub.add_parser("env-doc", help="Write firmware/ENVIRONMENT.md.")
     doc.add_argument("--out", type=Path, default=ENV_DOC)
     args = parser.parse_args(argv)
     if args.command == "stage":
         try:
-            staged = stage(args.out, args.material)
+            staged = stage(args.out, args.material, face_model=args.face_model)
         except FileNotFoundError as exc:
             sys.stderr.write(f"error: {exc}\n")
             return 2
