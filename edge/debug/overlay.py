@@ -90,6 +90,7 @@ def _tint_motion(image: Image, mask: Grey) -> None:
 
 def _zones(image: Image, camera: CameraConfig, scale: float) -> None:
     h, w = image.shape[:2]
+    thick = _thickness(w)
     fill = image.copy()
     for zone in camera.zones:
         pts = np.array([_pt(x, y, w, h) for x, y in zone.polygon], dtype=np.int32)
@@ -98,25 +99,31 @@ def _zones(image: Image, camera: CameraConfig, scale: float) -> None:
     for zone in camera.zones:
         colour = ZONE_COLOURS[zone.kind]
         pts = np.array([_pt(x, y, w, h) for x, y in zone.polygon], dtype=np.int32)
-        cv2.polylines(image, [pts], isClosed=True, color=colour, thickness=2)
+        cv2.polylines(image, [pts], isClosed=True, color=colour, thickness=thick)
         top = min(zone.polygon, key=lambda p: p[1])
         _label(image, f"{zone.id} ({zone.kind.value})", _pt(*top, w, h), colour, scale)
     for line in camera.lines:
         a, b = _pt(*line.a, w, h), _pt(*line.b, w, h)
-        cv2.line(image, a, b, LINE_COLOUR, 2, cv2.LINE_AA)
+        cv2.line(image, a, b, LINE_COLOUR, thick, cv2.LINE_AA)
         _label(image, f"{line.id} A", a, LINE_COLOUR, scale)
         _label(image, "B", b, LINE_COLOUR, scale)
 
 
+def _thickness(width: int) -> int:
+    """2 px at VGA, thicker on large frames so lines survive a reduced still."""
+    return max(2, round(width / 480))
+
+
 def _objects(image: Image, view: FrameView, scale: float) -> None:
     h, w = image.shape[:2]
+    thick = _thickness(w)
     now = view.frame.ts
     for det in view.detections:
         p1, p2 = _box(det.box, w, h)
         cv2.rectangle(image, p1, p2, DETECTION_COLOUR, 1)
     for blob in view.blobs:
         p1, p2 = _box(blob.box, w, h)
-        cv2.rectangle(image, p1, p2, BLOB_COLOUR, 2)
+        cv2.rectangle(image, p1, p2, BLOB_COLOUR, thick)
         _label(
             image, f"static {now - blob.static_since:.0f}s", (p1[0], p2[1] + 14), BLOB_COLOUR, scale
         )
@@ -129,7 +136,7 @@ def _objects(image: Image, view: FrameView, scale: float) -> None:
             else TRACK_COLOUR
         )
         p1, p2 = _box(track.box, w, h)
-        cv2.rectangle(image, p1, p2, colour, 2)
+        cv2.rectangle(image, p1, p2, colour, thick)
         text = f"#{track.id} {track.label} {track.score:.2f}"
         if track.stationary and track.stationary_since is not None:
             text += f" dwell {now - track.stationary_since:.0f}s"

@@ -13,7 +13,7 @@ from edge.camera.frame import Image
 from edge.debug.overlay import Annotator, FrameView
 from edge.privacy.faces import FaceBlurrer
 
-STILL_WIDTH = 360
+STILL_WIDTH = 320
 
 
 class AnnotatedVideo:

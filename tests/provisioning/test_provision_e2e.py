@@ -228,7 +228,8 @@ def test_provision_verify_zones_revoke(
         assert "debug view of pc-01 written" in view.output
         assert debug.read_bytes().startswith(b"\xff\xd8")
         assert debug.read_bytes() != snapshot.read_bytes()
-        drawn = cv2.imdecode(np.frombuffer(debug.read_bytes(), np.uint8), cv2.IMREAD_COLOR)
+        raw = cv2.imdecode(np.frombuffer(debug.read_bytes(), np.uint8), cv2.IMREAD_COLOR)
+        drawn = np.asarray(raw, dtype=np.uint8)
         b, g, r = (drawn[..., i].astype(int) for i in range(3))
         assert ((r > 180) & (g < 90) & (b < 90)).sum() > 50, "no red no_parking zone outline"
 

@@ -59,8 +59,8 @@ def settings(**snapshot: object) -> EdgeSettings:
     zone = Zone(id="bay", kind=ZoneKind.NO_PARKING, polygon=[(0.1, 0.6), (0.9, 0.6), (0.5, 0.95)])
     return EdgeSettings(
         device_id="cam-01",
-        cameras=[{"id": "front", "source": "clip.mp4"}],  # type: ignore[list-item]
-        snapshot=SnapshotSettings(**snapshot),  # type: ignore[arg-type]
+        cameras=[{"id": "front", "source": "clip.mp4"}],
+        snapshot=SnapshotSettings(**snapshot),
         device_config=DeviceConfig(
             device_id="cam-01", version=0, cameras=[CameraConfig(id="front", zones=[zone])]
         ),
