@@ -15,8 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-import httpx
-
 MODEL_URL: Final = (
     "https://storage.googleapis.com/download.tensorflow.org/models/tflite/"
     "coco_ssd_mobilenet_v1_1.0_quant_2018_06_29.zip"
@@ -87,6 +85,8 @@ def face_model_present(directory: Path) -> bool:
 
 
 def _download(url: str, timeout: float, what: str, directory: Path) -> bytes:
+    import httpx  # not on devices (edge extra): they get their models with the release
+
     try:
         resp = httpx.get(url, timeout=timeout, follow_redirects=True)
         resp.raise_for_status()
