@@ -99,7 +99,7 @@ def _venv_with(tmp_path: Path, dists: set[str]) -> Path:
             if not (site / top).exists() and (real / top).exists():
                 (site / top).symlink_to(real / top)
     venv = tmp_path / "venv"
-    subprocess.run([sys._base_executable, "-m", "venv", "--without-pip", str(venv)], check=True)  # noqa: SLF001
+    subprocess.run([sys._base_executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     (pth,) = venv.glob("lib/python3*/site-packages")
     (pth / "cityops-extras.pth").write_text(f"{REPO_ROOT}\n{site}\n")
     return venv / "bin" / "python"
