@@ -10,6 +10,7 @@ Decoding: SSD anchors of fixed size (one per cell per layer, layers of one strid
 sigmoid scores, box offsets in input pixels, then NMS.
 """
 
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -69,6 +70,8 @@ class BlazeFaceModel:
         outs = sorted(self._interp.get_output_details(), key=lambda o: -int(o["shape"][-1]))
         self._reg, self._cls = outs[0]["index"], outs[1]["index"]  # 16 values vs 1 score
         self._anchors = anchors(spec)
+        # The pipeline thread (event snapshots) and the MQTT thread (snapshot commands) share it.
+        self._lock = threading.Lock()
         found = int(outs[1]["shape"][1])
         if found != len(self._anchors):
             raise ValueError(f"{path.name}: {found} anchors, expected {len(self._anchors)}")
@@ -82,12 +85,12 @@ class BlazeFaceModel:
         square[:h, :w] = image
         rgb = cv2.cvtColor(cv2.resize(square, (size, size)), cv2.COLOR_BGR2RGB)
         tensor = (rgb.astype(np.float32) / 127.5 - 1.0)[np.newaxis]
-        self._interp.set_tensor(self._in, tensor)
-        self._interp.invoke()
-        raw = self._interp.get_tensor(self._reg)[0][:, :4] / size
-        logits = np.clip(
-            self._interp.get_tensor(self._cls)[0][:, 0], -RAW_SCORE_LIMIT, RAW_SCORE_LIMIT
-        )
+        with self._lock:
+            self._interp.set_tensor(self._in, tensor)
+            self._interp.invoke()
+            raw = self._interp.get_tensor(self._reg)[0][:, :4] / size
+            scores_raw = self._interp.get_tensor(self._cls)[0][:, 0].copy()
+        logits = np.clip(scores_raw, -RAW_SCORE_LIMIT, RAW_SCORE_LIMIT)
         scores = 1.0 / (1.0 + np.exp(-logits))
         keep = np.flatnonzero(scores >= self.min_score)
         if keep.size == 0:
