@@ -93,13 +93,14 @@ def _imports(packages: tuple[str, ...]) -> set[str]:
 def _venv_with(tmp_path: Path, dists: set[str]) -> Path:
     site = tmp_path / "site"
     site.mkdir()
-    real = Path(md.distribution("pydantic").locate_file(""))
+    real = Path(str(md.distribution("pydantic").locate_file("")))
     for dist in dists:
         for top in _top_level(dist):
             if not (site / top).exists() and (real / top).exists():
                 (site / top).symlink_to(real / top)
     venv = tmp_path / "venv"
-    subprocess.run([sys._base_executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    base_python = getattr(sys, "_base_executable", sys.executable)  # the venv's own interpreter
+    subprocess.run([base_python, "-m", "venv", "--without-pip", str(venv)], check=True)
     (pth,) = venv.glob("lib/python3*/site-packages")
     (pth / "cityops-extras.pth").write_text(f"{REPO_ROOT}\n{site}\n")
     return venv / "bin" / "python"
