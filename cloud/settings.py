@@ -3,9 +3,10 @@
 from pathlib import Path
 from typing import Any, Literal, Self
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from cityops.settings_file import build, layered, read_mapping
 
 
 class MqttClientSettings(BaseModel):
@@ -141,7 +142,8 @@ class CloudSettings(BaseSettings):
 
     @classmethod
     def from_yaml(cls, path: Path, **overrides: Any) -> Self:
-        data = yaml.safe_load(path.read_text()) or {}
-        if not isinstance(data, dict):
-            raise TypeError(f"{path}: the top level must be a mapping")
-        return cls(**{**data, **overrides})
+        """Read *path*: ``CITYOPS_CLOUD_*`` variables win over the file, *overrides* over both.
+
+        Raises ``SettingsFileError`` (a ``ValueError``) naming the file and the field.
+        """
+        return build(cls, path, layered(cls, read_mapping(path), overrides))

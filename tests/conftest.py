@@ -45,6 +45,17 @@ def material() -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def face_model() -> Path:
+    """The BlazeFace model `make test` fetched (`cityops models fetch`, pinned sha256)."""
+    from cityops.paths import face_model_path
+
+    path = face_model_path()
+    need(path is not None, "the face model: run `cityops models fetch --face-only`")
+    assert path is not None
+    return path
+
+
 # --------------------------------------------------------------------------------------- MQTT
 
 ADMIN_USER = "cityops-admin"

@@ -6,9 +6,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from pydantic import ValidationError
 
+from cityops.settings_file import SettingsFileError, build
 from cloud.api.settings import ApiSettings
+from cloud.ops.roles import Role
+from cloud.settings import CloudSettings
 
 if TYPE_CHECKING:  # sqlalchemy stays out of `cityops` start-up (edge-only installs lack it)
     from datetime import datetime
@@ -36,32 +38,41 @@ keys_app = typer.Typer(
 
 def _settings(config: Path | None) -> ApiSettings:
     try:
-        return ApiSettings.from_yaml(config) if config else ApiSettings()
-    except (ValidationError, TypeError, OSError) as exc:
+        if config:
+            return ApiSettings.from_yaml(config)
+        return ApiSettings(cloud=build(CloudSettings, "environment (CITYOPS_CLOUD_*)", {}))
+    except SettingsFileError as exc:
         typer.echo(f"invalid settings: {exc}", err=True)
         raise typer.Exit(2) from exc
 
 
 def _session(config: Path | None) -> "Session":
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import SQLAlchemyError
     from sqlalchemy.orm import Session
 
     from cloud.db.base import create_all, make_engine
 
     settings = _settings(config)
-    engine = make_engine(settings.cloud.database_url)
-    create_all(engine)
+    url = make_url(settings.cloud.database_url)
+    try:
+        if url.get_backend_name() == "sqlite" and url.database not in {None, "", ":memory:"}:
+            # The documented default, sqlite:///var/cityops.sqlite, is relative: make var/.
+            Path(str(url.database)).parent.mkdir(parents=True, exist_ok=True)
+        engine = make_engine(settings.cloud.database_url)
+        create_all(engine)
+    except (SQLAlchemyError, OSError) as exc:
+        where = url.render_as_string(hide_password=True)
+        reason = getattr(exc, "orig", None) or exc
+        typer.echo(f"error: cannot open the state database {where}: {reason}", err=True)
+        raise typer.Exit(2) from exc
     return Session(engine, expire_on_commit=False)
 
 
 @keys_app.command("create")
 def create_key(
     name: Annotated[str, typer.Option("--name", help="Who or what uses the key.")],
-    role: Annotated[
-        str,
-        typer.Option(
-            "--role", help="viewer, operator, supervisor, technician, admin or integration."
-        ),
-    ],
+    role: Annotated[Role, typer.Option("--role", help="What the key may do.")],
     department: Annotated[
         list[str] | None,
         typer.Option(

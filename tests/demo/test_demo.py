@@ -54,6 +54,12 @@ def test_short_demo_opens_one_parking_and_one_abandoned_incident(
     assert summary["leftover_pids"] == []
     assert leftover_pids(workdir / "pids.json") == []
     assert "Demo summary" in result.stdout
+    # Privacy audit: an independent face model over every snapshot that left the devices.
+    audit = summary["privacy_audit"]
+    assert audit["snapshots_left_devices"] >= 2, audit  # the parking and the bag start events
+    assert audit["device_audit_records"] >= audit["snapshots_left_devices"], audit
+    assert audit["readable_faces_after"] == 0, audit
+    assert "privacy audit" in result.stdout
 
 
 def test_demo_without_material_says_where_to_put_it(tmp_path: Path) -> None:
