@@ -64,6 +64,11 @@ class IngestMetrics:
         self.hook_errors = Counter(
             "cityops_ingest_hook_errors", "Hooks that raised (events stay stored).", registry=r
         )
+        self.confirmed = Counter(
+            "cityops_ingest_confirmed",
+            "Event ids confirmed to their device after the batch was committed (EventAck).",
+            registry=r,
+        )
         self._counts: dict[str, int] = {}
         self._rejected: dict[str, int] = {}
 
@@ -97,6 +102,9 @@ class IngestMetrics:
     def count_hook_error(self) -> None:
         self.hook_errors.inc()
         self._add("hook_errors", 1)
+
+    def count_confirmed(self, n: int) -> None:
+        self.confirmed.inc(n)
 
     def stats(self) -> IngestStats:
         c = self._counts

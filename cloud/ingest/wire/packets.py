@@ -16,6 +16,8 @@ PUBACK: Final = 4
 PUBREL: Final = 6
 SUBSCRIBE: Final = 8
 SUBACK: Final = 9
+UNSUBSCRIBE: Final = 10
+UNSUBACK: Final = 11
 PINGREQ: Final = 12
 PINGRESP: Final = 13
 DISCONNECT: Final = 14
@@ -147,6 +149,27 @@ def subscribe_packet(packet_id: int, filters: list[tuple[str, int]]) -> bytes:
     for name, qos in filters:
         body += utf8(name) + bytes([qos & 0x03])
     return _packet((SUBSCRIBE << 4) | 0x02, bytes(body))
+
+
+def publish_packet(topic: str, payload: bytes) -> bytes:
+    """A QoS 0 PUBLISH without properties (the ingestor's stored-event acks)."""
+    return _packet(PUBLISH << 4, utf8(topic) + b"\x00" + payload)
+
+
+def unsubscribe_packet(packet_id: int, filters: list[str]) -> bytes:
+    body = bytearray(struct.pack("!H", packet_id))
+    body += b"\x00"  # no properties
+    for name in filters:
+        body += utf8(name)
+    return _packet((UNSUBSCRIBE << 4) | 0x02, bytes(body))
+
+
+def disconnect_packet(session_expiry_s: int | None) -> bytes:
+    """DISCONNECT "normal"; with *session_expiry_s* it also sets the session's new expiry."""
+    if session_expiry_s is None:
+        return DISCONNECT_PACKET
+    props = bytes([_PROP_SESSION_EXPIRY]) + struct.pack("!I", session_expiry_s)
+    return _packet(DISCONNECT << 4, b"\x00" + varint(len(props)) + props)
 
 
 def puback_packets(packet_ids: list[int]) -> bytes:
