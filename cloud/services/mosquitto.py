@@ -94,6 +94,10 @@ class Mosquitto:
     def stop(self) -> None:
         self._proc.stop()
 
+    def kill(self) -> None:
+        """SIGKILL: no last save of the persistence file (what is newer than autosave is gone)."""
+        self._proc.kill()
+
     def restart(self) -> None:
         self.stop()
         self.start()

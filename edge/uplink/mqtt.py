@@ -353,7 +353,11 @@ class MqttUplink:
         # Never more in flight than the broker's Receive Maximum ([MQTT-4.9.0-2]); Mosquitto
         # does not enforce it for QoS 1, so the uplink must.
         receive_maximum = self._limits.receive_maximum
-        client.max_inflight_messages_set(receive_maximum)
+        # paho refuses max_inflight_messages_set once connected, and the limit is only known
+        # now; what paho holds back beyond it is a status or a command ack, never the outbox's.
+        client._max_inflight_messages = min(  # noqa: SLF001
+            receive_maximum, self.settings.max_inflight + _RESERVED_INFLIGHT
+        )
         self._window = max(1, min(self.settings.max_inflight, receive_maximum - _RESERVED_INFLIGHT))
         client.publish(
             topic(self.device_id, Channel.STATUS), self._status(DeviceState.ONLINE), 1, retain=True

@@ -48,8 +48,13 @@ def make_event(device_id: str, severity: Severity = Severity.MEDIUM, **extra: ob
 def uplink_settings(
     broker: Broker, device_id: str, outbox: Path, **extra: object
 ) -> UplinkSettings:
-    """Settings for *device_id* with its harness password and fast reconnects."""
+    """Settings for *device_id* with its harness password and fast reconnects.
+
+    Delivery contract 1 (delete on PUBACK) unless *extra* says otherwise: these tests have no
+    ingestor to confirm what is stored; ``test_end_to_end.py`` runs contract 2 with one.
+    """
     base: dict[str, object] = {
+        "delivery": "broker",
         "host": broker.host,
         "port": broker.port,
         "username": device_id,

@@ -1,0 +1,140 @@
+"""Nothing lost, for real: three units publish while the broker or an ingestor fails.
+
+Each test runs the real uplinks (outbox, delivery contract 2), a real Mosquitto, the real
+ingestor and InfluxDB, injects the fault while events flow, then counts ids: every id the units
+accepted is in the store, none twice, and the cloud's hooks saw each one once.
+"""
+
+import asyncio
+import contextlib
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from cloud.services.influxd import Influxd
+from cloud.settings import CloudSettings, InfluxSettings, StoreSettings
+from tests.cloud.ingest.conftest import Running, eventually, make_settings, run_ingestor
+from tests.cloud.ingest.test_resilience import _start, _write_config
+from tests.conftest import Broker
+from tests.edge.uplink.fleet import Fleet, influx_ids
+
+pytestmark = pytest.mark.services
+
+
+def ingest_settings(
+    broker: Broker, influxd: Influxd, database: str, tmp_path: Path, name: str, **ingest: object
+) -> CloudSettings:
+    store = StoreSettings(kind="influx", influx=InfluxSettings(url=influxd.url, database=database))
+    # The production back-off (0.5 s doubling), capped low only to keep the test short.
+    options: dict[str, object] = {"retry_initial_s": 0.5, "retry_max_s": 4.0, **ingest}
+    return make_settings(broker, store, tmp_path, name, **options)
+
+
+def assert_exactly_once(
+    published: set[str], influxd: Influxd, database: str, *running: Running
+) -> None:
+    stored = influx_ids(influxd, database)
+    lost = published - set(stored)
+    assert not lost, f"{len(lost)} of {len(published)} published events lost"
+    assert set(stored) == published, "the store holds events nobody published"
+    assert max(stored.values()) == 1, "an event is stored twice"
+    if running:
+        hooked = Counter(e.id for r in running for batch in r.hooked for e in batch)
+        assert set(hooked) == published
+        assert max(hooked.values()) == 1, "the cloud handled an event twice"
+
+
+@pytest.mark.parametrize(
+    ("fault", "down_s"), [("restart", 3.0), ("restart", 20.0), ("kill -9", 3.0)]
+)
+async def test_broker_fails_while_three_units_publish(
+    fault: str,
+    down_s: float,
+    broker_factory: Callable[[], Broker],
+    influxd: Influxd,
+    influx_db: str,
+    tmp_path: Path,
+) -> None:
+    broker = broker_factory()
+    settings = ingest_settings(broker, influxd, influx_db, tmp_path, "broker-fault")
+    async with run_ingestor(settings) as running:
+        with Fleet(broker, tmp_path) as fleet:
+            await asyncio.sleep(1.5)
+            if fault == "restart":
+                await asyncio.to_thread(broker.server.stop)
+            else:
+                broker.server.kill()
+            await asyncio.sleep(down_s)
+            await asyncio.to_thread(broker.server.start)
+            await asyncio.sleep(2.0)  # the units keep publishing while everyone reconnects
+            published = fleet.stop_emitting()
+            await asyncio.to_thread(fleet.wait_confirmed, 90)
+            assert len(published) > 300
+        assert_exactly_once(published, influxd, influx_db, running)
+
+
+@pytest.mark.parametrize("how", ["clean leave", "gone, session expires"])
+async def test_an_ingest_worker_leaving_for_good_strands_nothing(
+    how: str,
+    broker_factory: Callable[[], Broker],
+    influxd: Influxd,
+    influx_db: str,
+    tmp_path: Path,
+) -> None:
+    broker = broker_factory()
+    stays = ingest_settings(broker, influxd, influx_db, tmp_path, "stays")
+    leaves = stays.model_copy(
+        update={
+            "mqtt": stays.mqtt.model_copy(update={"client_id": f"{stays.mqtt.client_id}-2"}),
+            "ingest": stays.ingest.model_copy(
+                update={"leave_on_stop": True}
+                if how == "clean leave"
+                else {"session_expiry_s": 4}  # a dead host: its session outlives it, bounded
+            ),
+        }
+    )
+    async with run_ingestor(stays) as first:
+        with Fleet(broker, tmp_path) as fleet:
+            async with run_ingestor(leaves) as second:
+                await asyncio.sleep(2.0)
+            await asyncio.sleep(2.0)  # publishing goes on with one worker left
+            published = fleet.stop_emitting()
+            await asyncio.to_thread(fleet.wait_confirmed, 60)
+        assert second.ingestor.stats().stored_events > 0, "the second worker took no share"
+        assert_exactly_once(published, influxd, influx_db, first, second)
+
+
+async def test_the_ingestor_killed_while_three_units_publish(
+    broker_factory: Callable[[], Broker], influxd: Influxd, influx_db: str, tmp_path: Path
+) -> None:
+    broker = broker_factory()
+    settings = ingest_settings(broker, influxd, influx_db, tmp_path, "ingest-kill")
+    config = tmp_path / "cloud.yaml"
+    _write_config(settings, config)
+    log = tmp_path / "ingest.log"
+
+    async def subscribed(times: int) -> bool:
+        text = await asyncio.to_thread(lambda: log.read_text() if log.exists() else "")
+        return text.count("ingest subscribed") >= times
+
+    proc = _start(config, log)
+    try:
+        await eventually(lambda: subscribed(1), 30, "the ingestor to subscribe")
+        with Fleet(broker, tmp_path) as fleet:
+            await asyncio.sleep(2.0)
+            proc.kill()  # SIGKILL mid-stream: batches half stored, nothing confirmed for them
+            await asyncio.to_thread(proc.wait, 10)
+            await asyncio.sleep(1.0)
+            proc = _start(config, log)
+            await eventually(lambda: subscribed(2), 30, "the ingestor to come back")
+            await asyncio.sleep(1.0)
+            published = fleet.stop_emitting()
+            await asyncio.to_thread(fleet.wait_confirmed, 60)
+        assert_exactly_once(published, influxd, influx_db)
+    finally:
+        proc.terminate()
+        with contextlib.suppress(Exception):
+            await asyncio.to_thread(proc.wait, 15)
+    assert "Traceback" not in log.read_text()
