@@ -242,9 +242,11 @@ class Ingestor:
                 if timeout <= 0:
                     break
                 try:
-                    await inbox.wait(timeout)
+                    arrived = await inbox.wait(timeout)
                 except BrokerError:
                     break
+                if draining and not arrived:
+                    break  # left the group and quiet for a while: nothing more is coming
                 continue
             if deadline is None:
                 batch.started = time.monotonic()
