@@ -46,23 +46,21 @@ def assert_exactly_once(
         assert max(hooked.values()) == 1, "the cloud handled an event twice"
 
 
-@pytest.mark.parametrize(
-    ("fault", "down_s"), [("restart", 3.0), ("restart", 20.0), ("kill -9", 3.0)]
-)
+@pytest.mark.parametrize("fault", [("restart", 3.0), ("restart", 20.0), ("kill -9", 3.0)], ids=str)
 async def test_broker_fails_while_three_units_publish(
-    fault: str,
-    down_s: float,
+    fault: tuple[str, float],
     broker_factory: Callable[[], Broker],
     influxd: Influxd,
     influx_db: str,
     tmp_path: Path,
 ) -> None:
+    how, down_s = fault
     broker = broker_factory()
     settings = ingest_settings(broker, influxd, influx_db, tmp_path, "broker-fault")
     async with run_ingestor(settings) as running:
         with Fleet(broker, tmp_path) as fleet:
             await asyncio.sleep(1.5)
-            if fault == "restart":
+            if how == "restart":
                 await asyncio.to_thread(broker.server.stop)
             else:
                 broker.server.kill()
