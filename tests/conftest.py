@@ -68,7 +68,14 @@ class Broker:
 
     @property
     def port(self) -> int:
+        """The listener devices use: the client id is the login (``use_username_as_clientid``)."""
         return self.server.port
+
+    @property
+    def service_port(self) -> int:
+        """Loopback listener for services that open several connections under one account."""
+        assert self.server.cfg.service_port is not None
+        return self.server.cfg.service_port
 
     def add_user(self, username: str, password: str) -> None:
         """Add (or change) a user and make the broker re-read its files."""
@@ -86,6 +93,12 @@ class Broker:
             password_file({u: hash_password(p) for u, p in self.users.items()})
         )
         (self.workdir / "acl").write_text(render_acl(AclSpec(services=self.services)))
+        # The service listener takes service accounts only: no device logs in where client
+        # ids are not bound to logins.
+        names = {s.username for s in self.services}
+        (self.workdir / "passwd.services").write_text(
+            password_file({u: hash_password(p) for u, p in self.users.items() if u in names})
+        )
 
 
 def _start_broker(workdir: Path, tls: TlsListener | None = None) -> Broker:
@@ -103,7 +116,12 @@ def _start_broker(workdir: Path, tls: TlsListener | None = None) -> Broker:
         ServiceAccount(API_USER, ServiceRole.OPERATOR),
     ]
     cfg = MosquittoConfig(
-        workdir=workdir, password_file=workdir / "passwd", acl_file=workdir / "acl", tls=tls
+        workdir=workdir,
+        password_file=workdir / "passwd",
+        acl_file=workdir / "acl",
+        tls=tls,
+        service_port=free_port(),
+        service_password_file=workdir / "passwd.services",
     )
     broker = Broker(server=Mosquitto(cfg), workdir=workdir, users=users, services=services)
     broker.write_files()

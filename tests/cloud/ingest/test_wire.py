@@ -156,7 +156,7 @@ def ingest_options(client_id: str, **kw: object) -> ConnectOptions:
 async def test_a_wrong_password_is_refused_with_its_reason(mosquitto: Broker) -> None:
     options = ingest_options("wire-bad-pw", password="nope")
     with pytest.raises(ConnectRefusedError, match=r"bad user name or password|not authorized"):
-        await WireSession.open(Endpoint(mosquitto.host, mosquitto.port), options, rec)
+        await WireSession.open(Endpoint(mosquitto.host, mosquitto.service_port), options, rec)
 
 
 async def take_n(session: WireSession[Rec], n: int, within_s: float = 10.0) -> list[Rec]:
@@ -172,7 +172,7 @@ async def take_n(session: WireSession[Rec], n: int, within_s: float = 10.0) -> l
 async def test_unacknowledged_messages_come_back_and_acknowledged_ones_do_not(
     mosquitto: Broker,
 ) -> None:
-    endpoint = Endpoint(mosquitto.host, mosquitto.port)
+    endpoint = Endpoint(mosquitto.host, mosquitto.service_port)
     options = ingest_options("wire-redeliver")
     sub = shared_subscription("wire-redeliver", Channel.EVENT)
     async with await WireSession.open(endpoint, options, rec) as session:
@@ -198,7 +198,7 @@ async def test_unacknowledged_messages_come_back_and_acknowledged_ones_do_not(
 async def test_keepalive_pings_hold_an_idle_connection(mosquitto: Broker) -> None:
     options = ingest_options("wire-idle", keepalive_s=1, session_expiry_s=0)
     async with await WireSession.open(
-        Endpoint(mosquitto.host, mosquitto.port), options, rec
+        Endpoint(mosquitto.host, mosquitto.service_port), options, rec
     ) as session:
         assert not await session.wait(3.0)  # three keep-alive periods of silence
         assert not session.closed.done()
@@ -207,7 +207,7 @@ async def test_keepalive_pings_hold_an_idle_connection(mosquitto: Broker) -> Non
 async def test_a_session_taken_over_ends_the_first_connection(mosquitto: Broker) -> None:
     # Mosquitto 2.0 closes the old connection without a DISCONNECT packet; either way the
     # session reports the loss, and a waiting reader is woken with the error.
-    endpoint = Endpoint(mosquitto.host, mosquitto.port)
+    endpoint = Endpoint(mosquitto.host, mosquitto.service_port)
     options = ingest_options("wire-takeover", session_expiry_s=0)
     async with await WireSession.open(endpoint, options, rec) as first:
         waiting = asyncio.create_task(first.wait(30.0))

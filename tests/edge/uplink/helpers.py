@@ -95,7 +95,9 @@ class Recorder:
         self.client.on_subscribe = lambda *_args: self._subscribed.set()
         props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         props.SessionExpiryInterval = 600
-        self.client.connect(broker.host, broker.port, 30, clean_start=False, properties=props)
+        self.client.connect(
+            broker.host, broker.service_port, 30, clean_start=False, properties=props
+        )
         self.client.loop_start()
         assert self._subscribed.wait(5), "recorder did not subscribe"
 
@@ -184,7 +186,7 @@ def publish_as_operator(broker: Broker, topic_name: str, payload: bytes, *, reta
     """Publish as the operations API's service account (writes configs and commands)."""
     client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
     client.username_pw_set(API_USER, broker.users[API_USER])
-    client.connect(broker.host, broker.port)
+    client.connect(broker.host, broker.service_port)
     client.loop_start()
     client.publish(topic_name, payload, qos=1, retain=retain).wait_for_publish(5)
     client.disconnect()

@@ -7,11 +7,14 @@ accepted is in the store, none twice, and the cloud's hooks saw each one once.
 
 import asyncio
 import contextlib
+import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
+import paho.mqtt.client as paho
 import pytest
+from paho.mqtt.enums import CallbackAPIVersion
 
 from cloud.services.influxd import Influxd
 from cloud.settings import CloudSettings, InfluxSettings, StoreSettings
@@ -136,3 +139,54 @@ async def test_the_ingestor_killed_while_three_units_publish(
         with contextlib.suppress(Exception):
             await asyncio.to_thread(proc.wait, 15)
     assert "Traceback" not in log.read_text()
+
+
+def _connect_as(broker: Broker, port: int, user: str, client_id: str) -> int:
+    """Connect as *user* asking for *client_id*; the CONNACK reason code (-1: none)."""
+    client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=paho.MQTTv5)
+    client.username_pw_set(user, broker.users[user])
+    result: list[int] = []
+    client.on_connect = lambda _c, _u, _f, rc, _p: result.append(int(rc.value))
+    try:
+        client.connect(broker.host, port)
+    except OSError:
+        return -1
+    client.loop_start()
+    deadline = time.monotonic() + 5
+    while not result and time.monotonic() < deadline:
+        time.sleep(0.02)
+    time.sleep(0.2)  # long enough for a takeover to show
+    client.disconnect()
+    client.loop_stop()
+    return result[0] if result else -1
+
+
+async def test_a_device_cannot_take_over_another_devices_or_the_ingestors_client_id(
+    broker_factory: Callable[[], Broker], influxd: Influxd, influx_db: str, tmp_path: Path
+) -> None:
+    broker = broker_factory()
+    await asyncio.to_thread(broker.add_user, "dev-evil", "evil-pw")
+    settings = ingest_settings(broker, influxd, influx_db, tmp_path, "takeover")
+    ingest_id = settings.mqtt.client_id
+    assert ingest_id is not None
+    async with run_ingestor(settings) as running:
+        with Fleet(broker, tmp_path) as fleet:
+            await asyncio.sleep(1.0)
+            for victim in (ingest_id, "dev-b", "cityops-ingest", "dev-a") * 3:
+                rc = await asyncio.to_thread(_connect_as, broker, broker.port, "dev-evil", victim)
+                assert rc == 0  # accepted, but as "dev-evil": its client id is its login
+            # Where client ids are free (the service listener), a device cannot log in at all.
+            rc = await asyncio.to_thread(
+                _connect_as, broker, broker.service_port, "dev-evil", ingest_id
+            )
+            assert rc != 0
+            published = fleet.stop_emitting()
+            await asyncio.to_thread(fleet.wait_confirmed, 30)
+            # Nobody was thrown off: one connection each for the whole test.
+            assert [u.uplink.counters().connects for u in fleet.units] == [1, 1, 1]
+        assert running.ingestor.stats().received >= len(published)
+        assert running.ingestor._generation == 1
+        assert_exactly_once(published, influxd, influx_db, running)
+    log = broker.server.log()
+    assert log.count(" as dev-evil ") == 12
+    assert log.count(f" as {ingest_id} ") == 1  # the ingestor's own connection, and no other
