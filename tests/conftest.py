@@ -22,6 +22,7 @@ from cloud.services.influxd import InfluxConfig, Influxd
 from cloud.services.mosquitto import Mosquitto, MosquittoConfig, TlsListener
 from cloud.services.ports import free_port
 from cloud.services.process import ServiceNotInstalledError
+from shared.limits import MAX_PACKET_BYTES
 
 if TYPE_CHECKING:
     from cloud.services.postgres import Postgres
@@ -101,7 +102,13 @@ class Broker:
         )
 
 
-def _start_broker(workdir: Path, tls: TlsListener | None = None) -> Broker:
+def _start_broker(
+    workdir: Path,
+    tls: TlsListener | None = None,
+    *,
+    max_packet_size: int = MAX_PACKET_BYTES,
+    extra: tuple[str, ...] = (),
+) -> Broker:
     workdir.mkdir(parents=True, exist_ok=True)
     need(shutil.which("mosquitto") is not None, "mosquitto (apt-get install mosquitto)")
     users = {
@@ -122,6 +129,8 @@ def _start_broker(workdir: Path, tls: TlsListener | None = None) -> Broker:
         tls=tls,
         service_port=free_port(),
         service_password_file=workdir / "passwd.services",
+        max_packet_size=max_packet_size,
+        extra=list(extra),
     )
     broker = Broker(server=Mosquitto(cfg), workdir=workdir, users=users, services=services)
     broker.write_files()
@@ -138,12 +147,17 @@ def mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
 
 
 @pytest.fixture
-def broker_factory(tmp_path: Path) -> Iterator[Callable[[], Broker]]:
-    """Fresh brokers for tests that stop, restart or reconfigure them."""
+def broker_factory(tmp_path: Path) -> Iterator[Callable[..., Broker]]:
+    """Fresh brokers for tests that stop, restart or reconfigure them.
+
+    ``make(max_packet_size=..., extra=("max_inflight_messages 10",))`` changes the limits.
+    """
     started: list[Broker] = []
 
-    def make() -> Broker:
-        broker = _start_broker(tmp_path / f"mosquitto-{len(started)}")
+    def make(*, max_packet_size: int = MAX_PACKET_BYTES, extra: tuple[str, ...] = ()) -> Broker:
+        broker = _start_broker(
+            tmp_path / f"mosquitto-{len(started)}", max_packet_size=max_packet_size, extra=extra
+        )
         started.append(broker)
         return broker
 

@@ -184,6 +184,8 @@ class ConnAck:
     server_keep_alive_s: int | None = None
     assigned_client_id: str | None = None
     reason_string: str | None = None
+    receive_maximum: int = 65_535
+    maximum_packet_size: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -259,12 +261,16 @@ def parse_connack(body: bytes) -> ConnAck:
     keep = props.get(_PROP_SERVER_KEEP_ALIVE)
     assigned = props.get(_PROP_ASSIGNED_CLIENT_ID)
     text = props.get(_PROP_REASON_STRING)
+    receive = props.get(_PROP_RECEIVE_MAXIMUM)
+    largest = props.get(_PROP_MAXIMUM_PACKET_SIZE)
     return ConnAck(
         session_present=bool(body[0] & 0x01),
         reason_code=body[1],
         server_keep_alive_s=keep if isinstance(keep, int) else None,
         assigned_client_id=assigned if isinstance(assigned, str) else None,
         reason_string=text if isinstance(text, str) else None,
+        receive_maximum=receive if isinstance(receive, int) else 65_535,
+        maximum_packet_size=largest if isinstance(largest, int) else None,
     )
 
 

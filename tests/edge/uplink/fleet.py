@@ -15,9 +15,11 @@ from types import TracebackType
 from typing import Self
 
 from cloud.services.influxd import Influxd
+from cloud.settings import CloudSettings, InfluxSettings, StoreSettings
 from edge.uplink.mqtt import MqttUplink
 from edge.uplink.outbox import Outbox
 from edge.uplink.settings import UplinkSettings
+from tests.cloud.ingest.conftest import Running, make_settings
 from tests.conftest import DEVICES, Broker
 from tests.edge.uplink.helpers import make_event, uplink_settings
 
@@ -105,3 +107,26 @@ def influx_ids(server: Influxd, database: str) -> Counter[str]:
     assert isinstance(results, list)
     series = results[0].get("series") or []
     return Counter(str(row[1]) for s in series for row in s["values"])
+
+
+def ingest_settings(
+    broker: Broker, influxd: Influxd, database: str, tmp_path: Path, name: str, **ingest: object
+) -> CloudSettings:
+    store = StoreSettings(kind="influx", influx=InfluxSettings(url=influxd.url, database=database))
+    # The production back-off (0.5 s doubling), capped low only to keep the test short.
+    options: dict[str, object] = {"retry_initial_s": 0.5, "retry_max_s": 4.0, **ingest}
+    return make_settings(broker, store, tmp_path, name, **options)
+
+
+def assert_exactly_once(
+    published: set[str], influxd: Influxd, database: str, *running: Running
+) -> None:
+    stored = influx_ids(influxd, database)
+    lost = published - set(stored)
+    assert not lost, f"{len(lost)} of {len(published)} published events lost"
+    assert set(stored) == published, "the store holds events nobody published"
+    assert max(stored.values()) == 1, "an event is stored twice"
+    if running:
+        hooked = Counter(e.id for r in running for batch in r.hooked for e in batch)
+        assert set(hooked) == published
+        assert max(hooked.values()) == 1, "the cloud handled an event twice"

@@ -8,7 +8,6 @@ accepted is in the store, none twice, and the cloud's hooks saw each one once.
 import asyncio
 import contextlib
 import time
-from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,36 +16,12 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from cloud.services.influxd import Influxd
-from cloud.settings import CloudSettings, InfluxSettings, StoreSettings
-from tests.cloud.ingest.conftest import Running, eventually, make_settings, run_ingestor
+from tests.cloud.ingest.conftest import eventually, run_ingestor
 from tests.cloud.ingest.test_resilience import _start, _write_config
 from tests.conftest import Broker
-from tests.edge.uplink.fleet import Fleet, influx_ids
+from tests.edge.uplink.fleet import Fleet, assert_exactly_once, ingest_settings
 
 pytestmark = pytest.mark.services
-
-
-def ingest_settings(
-    broker: Broker, influxd: Influxd, database: str, tmp_path: Path, name: str, **ingest: object
-) -> CloudSettings:
-    store = StoreSettings(kind="influx", influx=InfluxSettings(url=influxd.url, database=database))
-    # The production back-off (0.5 s doubling), capped low only to keep the test short.
-    options: dict[str, object] = {"retry_initial_s": 0.5, "retry_max_s": 4.0, **ingest}
-    return make_settings(broker, store, tmp_path, name, **options)
-
-
-def assert_exactly_once(
-    published: set[str], influxd: Influxd, database: str, *running: Running
-) -> None:
-    stored = influx_ids(influxd, database)
-    lost = published - set(stored)
-    assert not lost, f"{len(lost)} of {len(published)} published events lost"
-    assert set(stored) == published, "the store holds events nobody published"
-    assert max(stored.values()) == 1, "an event is stored twice"
-    if running:
-        hooked = Counter(e.id for r in running for batch in r.hooked for e in batch)
-        assert set(hooked) == published
-        assert max(hooked.values()) == 1, "the cloud handled an event twice"
 
 
 @pytest.mark.parametrize("fault", [("restart", 3.0), ("restart", 20.0), ("kill -9", 3.0)], ids=str)
