@@ -232,3 +232,27 @@ async def test_mutual_tls(mosquitto_tls: TlsBroker) -> None:
             pub.flush()
         (got,) = await take_n(session, 1)
         assert got.payload == b"over tls"
+
+
+async def test_a_packet_over_the_advertised_maximum_drops_the_connection_at_its_header() -> None:
+    proto = SubscriberProtocol(rec, asyncio.get_running_loop(), max_packet_size=1000)
+    transport = FakeTransport()
+    proto.connection_made(transport)
+    proto.data_received(b"\x30\xd0\x0f")  # a PUBLISH of 2,003 bytes: refused before its body
+    assert transport.aborted
+    with pytest.raises(ConnectionLostError, match="over the 1000 we accept"):
+        await proto.closed
+
+
+async def test_a_large_message_in_many_reads_is_joined_once() -> None:
+    payload = bytes(range(256)) * 4096  # 1 MiB
+    packet = publish_packet(Rec("cityops/v1/dev-a/event", payload, 1, 7))
+    proto = SubscriberProtocol(rec, asyncio.get_running_loop())
+    proto.connection_made(FakeTransport())
+    for start in range(0, len(packet), 1000):
+        proto.data_received(packet[start : start + 1000])
+        if start + 1000 < len(packet):  # until the last read, pieces are only collected
+            assert len(proto._chunks) == start // 1000 + 1
+            assert not proto.inbox
+    assert [r.payload for r in proto.inbox] == [payload]
+    assert not proto._chunks
