@@ -17,7 +17,7 @@ import random
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import paho.mqtt.client as mqtt
@@ -127,6 +127,7 @@ class MqttUplink:
         *,
         software: str | None = None,
         rng: random.Random | None = None,
+        on_delivered: Callable[[Sequence[str]], None] | None = None,
     ) -> None:
         self.settings = settings
         self.device_id = device_id
@@ -154,6 +155,9 @@ class MqttUplink:
         self._ack_topic = topic(device_id, Channel.EVENT_ACK)
         self._limits = BrokerLimits()
         self._window = settings.max_inflight
+        self._on_delivered = on_delivered
+        """Told (on the uplink thread) the ids of events that left the outbox as delivered:
+        on their PUBACK (``delivery: broker``) or the cloud's confirmation (``stored``)."""
         self._awaiting: dict[str, tuple[int, float]] = {}
         """Event id -> (outbox seq, when last sent), oldest first: waiting for the cloud."""
 
@@ -455,6 +459,7 @@ class MqttUplink:
     def _settle(self, inflight: dict[int, _Sent]) -> None:
         done: list[int] = []
         refused: list[int] = []
+        delivered: list[str] = []
         while self._acks:
             ack = self._acks.popleft()
             sent = inflight.pop(ack.mid, None)
@@ -467,9 +472,13 @@ class MqttUplink:
                     self._awaiting.pop(sent.message_id, None)
             elif not (self._stored_mode and sent.kind is MessageKind.EVENT):
                 done.append(sent.seq)  # an event in "stored" mode waits for the cloud instead
+                if sent.kind is MessageKind.EVENT and sent.message_id is not None:
+                    delivered.append(sent.message_id)
         if done:
             self.outbox.ack(done)
             self._acked += len(done)
+        if delivered and self._on_delivered is not None:
+            self._on_delivered(delivered)
         if refused:
             self.outbox.reject(refused)
             self._rejected += len(refused)
@@ -486,6 +495,8 @@ class MqttUplink:
         for event_id in (*ack.stored, *ack.refused):
             self._awaiting.pop(event_id, None)
         self._confirmed += self.outbox.confirm(ack.stored)
+        if ack.stored and self._on_delivered is not None:
+            self._on_delivered(ack.stored)
         if ack.refused:
             logger.error(
                 "the cloud refused %d event(s) for good: %s", len(ack.refused), ack.refused
