@@ -11,6 +11,9 @@ class ServiceRole(StrEnum):
     """Reads every device's events, telemetry, status and acks; writes the stored-event acks."""
     OPERATOR = "operator"
     """Reads everything and writes configs and commands (the operations API)."""
+    SERVE = "serve"
+    """``cloud serve`` with its in-process ingestor: the operator's rights plus the ingestor's
+    confirmations on ``event/ack``."""
     ADMIN = "admin"
     """Reads and writes everything under the prefix (tests, tooling)."""
 
@@ -42,13 +45,15 @@ def render_acl(spec: AclSpec) -> str:
                 for ch in (Channel.EVENT, Channel.TELEMETRY, Channel.STATUS, Channel.CMD_ACK)
             )
             lines.append(f"topic write {PREFIX}/+/{Channel.EVENT_ACK.value}")
-        elif account.role is ServiceRole.OPERATOR:
+        elif account.role in (ServiceRole.OPERATOR, ServiceRole.SERVE):
             # Everything but the stored-event acks, which only the device itself reads.
             lines.extend(
                 f"topic read {PREFIX}/+/{ch.value}" for ch in Channel if ch is not Channel.EVENT_ACK
             )
             lines.append(f"topic write {PREFIX}/+/{Channel.CONFIG.value}")
             lines.append(f"topic write {PREFIX}/+/{Channel.CMD.value}")
+            if account.role is ServiceRole.SERVE:
+                lines.append(f"topic write {PREFIX}/+/{Channel.EVENT_ACK.value}")
         else:
             lines.append(f"topic readwrite {PREFIX}/#")
         lines.append("")
