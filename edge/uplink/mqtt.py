@@ -412,22 +412,27 @@ class MqttUplink:
 
     def _resend_overdue(self, client: mqtt.Client, inflight: dict[int, _Sent]) -> None:
         """Send again (same id) the events the cloud has not confirmed in time, oldest first."""
-        if not self._awaiting:
+        free = self._window - len(inflight)
+        if not self._awaiting or free <= 0:
             return
         cutoff = time.monotonic() - self.settings.confirm_timeout_s
-        overdue: list[int] = []
-        for seq, sent_at in self._awaiting.values():
-            if sent_at > cutoff or len(overdue) >= self._window - len(inflight):
+        overdue: list[tuple[str, int]] = []
+        for event_id, (seq, sent_at) in self._awaiting.items():  # oldest sent first
+            if sent_at > cutoff or len(overdue) >= free:
                 break
-            overdue.append(seq)
+            overdue.append((event_id, seq))
         if not overdue:
             return
-        still = {row.seq: row for row in self.outbox.rows(overdue)}
-        for mid in [m for m, (seq, _) in self._awaiting.items() if seq in overdue]:
-            row = still.get(self._awaiting[mid][0])
-            del self._awaiting[mid]  # re-inserted at the end by _send, or gone from the outbox
-            if row is not None and self._send(client, row, inflight):
-                self._resent += 1
+        still = {row.seq: row for row in self.outbox.rows([seq for _, seq in overdue])}
+        for event_id, seq in overdue:
+            del self._awaiting[event_id]  # _send puts it back at the end, with a new time
+            row = still.get(seq)
+            if row is None:
+                continue  # confirmed meanwhile
+            if not self._send(client, row, inflight):
+                self._awaiting[event_id] = (seq, time.monotonic())
+                break
+            self._resent += 1
         logger.info("sent %d unconfirmed event(s) again", len(still))
 
     def _send(self, client: mqtt.Client, row: OutboxRow, inflight: dict[int, _Sent]) -> bool:
