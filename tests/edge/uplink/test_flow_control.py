@@ -4,6 +4,7 @@ import asyncio
 import json
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -83,3 +84,25 @@ async def test_a_too_large_event_goes_to_dead_letters_and_the_rest_flows(
     assert shown["depth"] == 0
     assert shown["dead_letters"] == 1
     assert [d["message_id"] for d in shown["dead_letter_rows"]] == [large.id]
+
+
+def test_two_units_with_one_identity_back_off_instead_of_storming(
+    mosquitto: Broker, tmp_path: Path
+) -> None:
+    """Each connect of one throws the other off (same login, same client id): both back off."""
+    twins = []
+    for n in range(2):
+        settings = uplink_settings(mosquitto, "dev-b", tmp_path / f"twin-{n}.db")
+        twins.append(MqttUplink(settings, "dev-b", Outbox(settings.outbox)))
+    try:
+        for uplink in twins:
+            uplink.start()
+        time.sleep(4.0)
+        connects = [uplink.counters().connects for uplink in twins]
+    finally:
+        for uplink in twins:
+            uplink.stop()
+            uplink.outbox.close()
+    # Without a back-off after an accepted-then-dropped connection: thousands each in 10 s.
+    assert sum(connects) >= 2
+    assert max(connects) <= 12, connects
