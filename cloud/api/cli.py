@@ -1,6 +1,7 @@
-"""``cityops cloud serve`` and ``cityops cloud keys create|list|revoke`` (issue #6)."""
+"""``cityops cloud serve`` and ``cityops cloud keys create|list|update|revoke``."""
 
 import logging
+import logging.config
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -10,6 +11,8 @@ from pydantic import ValidationError
 from cloud.api.settings import ApiSettings
 
 if TYPE_CHECKING:  # sqlalchemy stays out of `cityops` start-up (edge-only installs lack it)
+    from datetime import datetime
+
     from sqlalchemy.orm import Session
 
 ConfigOption = Annotated[
@@ -65,6 +68,12 @@ def create_key(
             "--department", "-d", help="Department it may see (repeat); all ('*') if none."
         ),
     ] = None,
+    expires_in_h: Annotated[
+        float | None,
+        typer.Option(
+            "--expires-in", help="Hours until the key stops working (default: never).", min=0.001
+        ),
+    ] = None,
     config: ConfigOption = None,
 ) -> None:
     """Create an API key and print it once (it is stored hashed)."""
@@ -72,7 +81,13 @@ def create_key(
 
     with _session(config) as session:
         try:
-            key = create_api_key(session, name=name, role=role, departments=department or ["*"])
+            key = create_api_key(
+                session,
+                name=name,
+                role=role,
+                departments=department or ["*"],
+                expires_at=_expiry(expires_in_h),
+            )
         except ValueError as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(2) from exc
@@ -88,11 +103,54 @@ def list_keys(config: ConfigOption = None) -> None:
         keys = list_api_keys(session)
     for key in keys:
         state = f"revoked {key.revoked_at:%Y-%m-%d}" if key.revoked_at else "active"
+        if not key.revoked_at and key.expires_at:
+            state = f"expires {key.expires_at:%Y-%m-%d %H:%M}"
         used = f"{key.last_used_at:%Y-%m-%d %H:%M}" if key.last_used_at else "never"
         typer.echo(
             f"{key.id}  {key.role:<11} {','.join(key.departments):<30} {state:<18} "
             f"used {used}  {key.name}"
         )
+
+
+def _expiry(hours: float | None) -> "datetime | None":
+    from datetime import timedelta
+
+    from shared.clock import utcnow
+
+    return None if hours is None else utcnow() + timedelta(hours=hours)
+
+
+@keys_app.command("update")
+def update_key(
+    key_id: Annotated[str, typer.Argument(help="The key id (from `list`).")],
+    role: Annotated[str | None, typer.Option("--role", help="A new role.")] = None,
+    department: Annotated[
+        list[str] | None,
+        typer.Option("--department", "-d", help="Replace its departments (repeat)."),
+    ] = None,
+    expires_in_h: Annotated[
+        float | None,
+        typer.Option("--expires-in", help="Hours from now until the key stops working.", min=0.001),
+    ] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Narrow (or widen) a key: role, departments, expiry. Open live streams follow in 5 s."""
+    from cloud.ops.keys import update_api_key
+
+    with _session(config) as session:
+        try:
+            principal = update_api_key(
+                session, key_id, role=role, departments=department, expires_at=_expiry(expires_in_h)
+            )
+        except ValueError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from exc
+    if principal is None:
+        typer.echo(f"no active key {key_id!r}", err=True)
+        raise typer.Exit(1)
+    typer.echo(
+        f"updated {key_id}: {principal.role.value} {','.join(sorted(principal.departments))}"
+    )
 
 
 @keys_app.command("revoke")
@@ -150,11 +208,10 @@ def serve(  # noqa: PLR0917 - a Typer command: one parameter per option
     import uvicorn
 
     from cloud.api.app import create_app
+    from cloud.api.logs import log_config
     from cloud.connectors.integration import Integrations, build_integration_routers
 
-    logging.basicConfig(
-        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logging.config.dictConfig(log_config(log_level))
     settings = _settings(config)
     try:
         integrations = Integrations.from_files(sources, dispatch)
@@ -170,4 +227,5 @@ def serve(  # noqa: PLR0917 - a Typer command: one parameter per option
         host=host or settings.api.host,
         port=port or settings.api.port,
         log_level=log_level.lower(),
+        log_config=log_config(log_level),
     )

@@ -415,8 +415,10 @@ class Ingestor:
         m.count_duplicates(known + batch.in_batch_duplicates)
         m.count_batch(time.monotonic() - batch.started)
         if new:
+            now = utcnow()
             newest = max(e.observed_at for e in new)
-            m.lag.set(max(0.0, (utcnow() - newest).total_seconds()))
+            m.lag.set(max(0.0, (now - newest).total_seconds()))
+            m.observe_lags([(now - e.observed_at).total_seconds() for e in new])
 
     # ------------------------------------------------------------------ helpers
 
@@ -429,8 +431,8 @@ class Ingestor:
                 result = await call()
             except (StoreUnavailableError, SQLAlchemyError, OSError) as exc:
                 failures += 1
-                self.metrics.count_retry()
-                if what == "store":
+                self.metrics.count_retry("store" if what.startswith("store") else "database")
+                if what.startswith("store"):
                     self.metrics.store_up.set(0)
                 if failures == 1 or failures % 10 == 0:
                     log.warning(
@@ -447,7 +449,7 @@ class Ingestor:
                     raise Stopped from exc
                 delay = min(delay * 2, self.settings.ingest.retry_max_s)
                 continue
-            if what == "store":
+            if what.startswith("store"):  # "store" and "store setup": it answers
                 self.metrics.store_up.set(1)
             if failures:
                 log.info("%s available again after %d failed attempts", what, failures)
