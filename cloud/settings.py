@@ -86,9 +86,20 @@ class IngestSettings(BaseModel):
         ),
     )
     session_expiry_s: int = Field(
-        default=86_400,
+        default=600,
         ge=0,
-        description="How long the broker keeps the session (and queues messages) while offline.",
+        le=86_400,
+        description=(
+            "How long the broker keeps the session (and queues messages) while offline; bounded, "
+            "so a worker that never comes back holds its share of the stream only this long."
+        ),
+    )
+    leave_on_stop: bool = Field(
+        default=False,
+        description=(
+            "On stop, leave the share group cleanly (unsubscribe, drain, end the session): for "
+            "scale-down. Off: the session waits session_expiry_s for this worker to return."
+        ),
     )
     receive_maximum: int = Field(
         default=20_000,

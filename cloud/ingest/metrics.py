@@ -132,6 +132,11 @@ class IngestMetrics:
             registry=r,
         )
         register_build_info(r, "ingest")
+        self.confirmed = Counter(
+            "cityops_ingest_confirmed_total",
+            "Event ids confirmed to their device after the batch was committed (EventAck).",
+            registry=r,
+        )
         self._counts: dict[str, int] = {}
         self._rejected: dict[str, int] = {}
 
@@ -174,6 +179,9 @@ class IngestMetrics:
     def count_hook_error(self) -> None:
         self.hook_errors.inc()
         self._add("hook_errors", 1)
+
+    def count_confirmed(self, n: int) -> None:
+        self.confirmed.inc(n)
 
     def stats(self) -> IngestStats:
         c = self._counts
