@@ -53,7 +53,9 @@ async def test_stored_once_acknowledged_and_bad_input_refused(
         assert sorted(e.id for b in running.hooked for e in b) == sorted(e.id for e in events)
     async with run_ingestor(settings) as again:
         await asyncio.sleep(1.0)  # anything unacknowledged would be redelivered by now
-        assert again.ingestor.stats().received == 0
+        # Retained presence from other tests on the session broker may arrive; events may not.
+        redelivered = again.ingestor.stats()
+        assert (redelivered.stored_events, redelivered.duplicates) == (0, 0)
 
 
 async def test_a_broker_restart_mid_stream_loses_nothing(
