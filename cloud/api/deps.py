@@ -8,6 +8,7 @@ from sqlalchemy.orm import Session
 
 from cloud.api.context import ApiContext
 from cloud.api.problems import ApiError
+from cloud.console.auth import cookie_principal
 from cloud.db.devices import Device
 from cloud.ops.keys import authenticate
 from cloud.ops.models import IncidentOut
@@ -41,6 +42,17 @@ def principal_of(ctx: ApiContext, token: str | None) -> Principal:
     return principal
 
 
+def principal_of_request(
+    request: Request, ctx: ApiContext, credentials: HTTPAuthorizationCredentials | None
+) -> Principal:
+    """The API key's principal or, without a key, the signed-in console user's (CSRF-checked)."""
+    if credentials is None:
+        user = cookie_principal(request, ctx)
+        if user is not None:
+            return user
+    return principal_of(ctx, credentials.credentials if credentials else None)
+
+
 class Require:
     """Dependency: an authenticated caller holding *permission* (401 / 403 otherwise)."""
 
@@ -48,7 +60,7 @@ class Require:
         self.permission = permission
 
     def __call__(self, request: Request, ctx: Ctx, credentials: Credentials) -> Principal:
-        principal = principal_of(ctx, credentials.credentials if credentials else None)
+        principal = principal_of_request(request, ctx, credentials)
         if not principal.can(self.permission):
             raise ApiError(
                 403, f"role {principal.role.value!r} lacks permission {self.permission.value!r}"

@@ -34,7 +34,7 @@ def _digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def _check_departments(departments: Sequence[str]) -> list[str]:
+def check_departments(departments: Sequence[str]) -> list[str]:
     if not departments:
         raise ValueError("departments: give at least one department or '*'")
     for dept in departments:
@@ -62,7 +62,7 @@ def create_api_key(
             id=key_id,
             name=name.strip(),
             role=role_value.value,
-            departments=_check_departments(departments),
+            departments=check_departments(departments),
             secret_hash=_digest(secret),
             created_at=utcnow(),
         )
