@@ -3,8 +3,8 @@
 import asyncio
 import re
 import shutil
-from dataclasses import dataclass, field
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
