@@ -280,7 +280,7 @@ def test_disable_and_new_password_end_sessions(tmp_path: Path) -> None:
         ("ana", PASSWORD, "operator", ["*"], "username"),
     ],
 )
-def test_create_user_names_the_bad_field(
+def test_create_user_names_the_bad_field(  # noqa: PLR0917 - one per parametrized column
     tmp_path: Path,
     username: str,
     password: str,

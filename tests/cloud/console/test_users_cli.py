@@ -42,7 +42,8 @@ def test_users_commands(tmp_path: Path) -> None:
     lines = listing.output.splitlines()
     assert lines[0].split()[:4] == ["ana", "operator", "civil-protection", "active"]
     assert "Ana Silva" in lines[0]
-    assert "password" not in listing.output and "$argon2" not in listing.output
+    assert "password" not in listing.output
+    assert "$argon2" not in listing.output
 
     sessions = make_sessionmaker(create_all_engine(db))
     with sessions() as session:
