@@ -12,7 +12,10 @@ export function t(key, values = {}) {
   return text.replace(/\{(\w+)\}/g, (_, name) => String(values[name] ?? ""));
 }
 
-const dateFormat = new Intl.DateTimeFormat(config.lang, {
+// The browser's own locale when it speaks the chosen language (en-GB dates for en-GB), else it.
+const sameLanguage = navigator.language.split("-")[0] === config.lang.split("-")[0];
+export const locale = sameLanguage ? navigator.language : config.lang;
+const dateFormat = new Intl.DateTimeFormat(locale, {
   dateStyle: "short",
   timeStyle: "medium",
 });
@@ -23,7 +26,7 @@ export function fmtDate(value) {
 export function fmtNumber(value, digits = 1) {
   return value === null || value === undefined
     ? "—"
-    : new Intl.NumberFormat(config.lang, { maximumFractionDigits: digits }).format(value);
+    : new Intl.NumberFormat(locale, { maximumFractionDigits: digits }).format(value);
 }
 
 export const SEVERITIES = ["info", "low", "medium", "high", "critical"];

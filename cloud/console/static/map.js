@@ -38,12 +38,13 @@ async function load() {
     if (d.lat === null || d.lon === null) continue;
     const state = deviceClass(d);
     const marker = L.circleMarker([d.lat, d.lon], {
-      radius: 9,
+      radius: 13,
       className: `marker marker-device dev-${state}`,
-      weight: 2,
+      weight: 3,
     });
     const text = `${d.id} · ${d.site} · ${t(`map.${state}`)}`;
-    marker.bindTooltip(text);
+    // Permanent labels: with no tiles, the names are the only landmarks.
+    marker.bindTooltip(d.id, { permanent: true, direction: "right", offset: [12, 0] });
     marker.bindPopup(() => link(`/devices#${d.id}`, text));
     marker.on("add", () => marker.getElement()?.setAttribute("data-device", d.id));
     marker.addTo(devicesLayer);
@@ -55,10 +56,10 @@ async function load() {
     const marker = L.circleMarker([i.lat, i.lon], {
       radius: 6,
       className: `marker marker-incident sev-${i.severity}`,
-      weight: 2,
+      weight: 1,
     });
     const text = `${label("kind", i.kind)} · ${label("severity", i.severity)} · ${i.title}`;
-    marker.bindTooltip(text);
+    marker.bindTooltip(text, { direction: "top" });
     marker.on("click", () => window.location.assign(`/incidents/${i.id}`));
     marker.on("add", () => marker.getElement()?.setAttribute("data-incident", i.id));
     marker.addTo(incidentsLayer);

@@ -43,7 +43,11 @@ function row(incident) {
     {
       id: `incident-${incident.id}`,
       class: `sev-${incident.severity}`,
-      dataset: { status: incident.status, department: incident.department },
+      dataset: {
+        status: incident.status,
+        department: incident.department,
+        firstEvent: incident.first_event_id,
+      },
     },
     el("td", {}, el("span", { class: `badge sev-${incident.severity}`, text: label("severity", incident.severity) })),
     el("td", { text: label("kind", incident.kind) }),

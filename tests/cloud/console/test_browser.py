@@ -9,11 +9,13 @@ import time
 from typing import Any
 
 import aiomqtt
+import cv2
 import httpx
+import numpy as np
 import pytest
 
 from shared.codec import encode
-from shared.events import Event, EventKind
+from shared.events import Event, EventKind, Snapshot
 from shared.topics import Channel, topic
 from tests.cloud.api.conftest import CIVIL, POLICE, Served
 from tests.cloud.console.conftest import EVIL, NewContext, login_page
@@ -53,6 +55,43 @@ async def register(served: Served, device_id: str, department: str, lat: float) 
     served.app.state.ctx.live.device_departments[device_id] = department
 
 
+def snapshot_jpeg() -> Snapshot:
+    """A real JPEG (grey frame, a dark "bag"), as a camera would attach it."""
+    image = np.full((240, 320, 3), 160, dtype=np.uint8)
+    image[120:200, 100:180] = 40
+    ok, data = cv2.imencode(".jpg", image)
+    assert ok
+    return Snapshot(data=data.tobytes(), width=320, height=240)
+
+
+async def put_zone(served: Served, device_id: str) -> None:
+    """Zones as a technician sets them through the API (drawn on the snapshot by the console)."""
+    keys = served.app.state.keys
+    config = {
+        "device_id": device_id,
+        "version": 0,
+        "cameras": [
+            {
+                "id": "cam-1",
+                "zones": [
+                    {
+                        "id": "hall",
+                        "kind": "abandoned_watch",
+                        "polygon": [[0.3, 0.4], [0.6, 0.4], [0.6, 0.8], [0.3, 0.8]],
+                    }
+                ],
+            }
+        ],
+    }
+    async with httpx.AsyncClient(base_url=served.url, timeout=10) as http:
+        response = await http.put(
+            f"/api/v1/devices/{device_id}/config",
+            json=config,
+            headers={"Authorization": f"Bearer {keys['technician']}"},
+        )
+        assert response.status_code == 202, response.text
+
+
 async def incident_status(served: Served, incident_id: str) -> dict[str, Any]:
     keys = served.app.state.keys
     async with httpx.AsyncClient(base_url=served.url, timeout=10) as http:
@@ -69,6 +108,7 @@ async def test_operator_sees_own_queue_live_acknowledges_and_maps(
 ) -> None:
     await register(console, "dev-a", CIVIL, 38.71)
     await register(console, "dev-b", POLICE, 38.72)
+    await put_zone(console, "dev-a")
     context, offline = await offline_context(console.url)
     page = await login_page(context, console.url, "ana")
     assert await page.locator("#who").inner_text() == "Ana Silva · operator"
@@ -79,7 +119,19 @@ async def test_operator_sees_own_queue_live_acknowledges_and_maps(
     await publish_as_device(
         mosquitto, "dev-b", [event(EventKind.ILLEGAL_PARKING, device_id="dev-b")]
     )
-    bag = event(EventKind.ABANDONED_OBJECT, device_id="dev-a", zone_id="hall")
+    bag = event(
+        EventKind.ABANDONED_OBJECT,
+        device_id="dev-a",
+        zone_id="hall",
+        snapshot=snapshot_jpeg(),
+        # The crop of the frame the snapshot shows (the edge pipeline adds these).
+        attributes={
+            "snapshot_x1": 0.25,
+            "snapshot_y1": 0.3,
+            "snapshot_x2": 0.65,
+            "snapshot_y2": 0.9,
+        },
+    )
     sent = time.perf_counter()
     await publish_as_device(mosquitto, "dev-a", [bag])
     row = page.locator("#queue-rows tr")
@@ -113,6 +165,11 @@ async def test_operator_sees_own_queue_live_acknowledges_and_maps(
     await audit_row.wait_for()
     assert await audit_row.locator(".actor").inner_text() == "Ana Silva (user:ana)"
     await page.locator("#timeline li").first.wait_for()
+    # The snapshot with the detection box and the zone drawn on it.
+    await page.locator("#snapshot .overlay polygon.zone").wait_for(state="attached")
+    assert await page.locator("#snapshot .overlay rect.box").count() == 1
+    loaded = await page.locator("#snapshot img").evaluate("img => img.complete && img.naturalWidth")
+    assert loaded == 320
 
     # Map: the device marker, on a plain background (no tile server configured).
     await page.get_by_role("link", name="Map").click()
