@@ -23,10 +23,16 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from api import (  # benchmarks/api.py: its broker, events and percentiles (run from here)
+    mqtt_client,
+    percentiles,
+    serve,
+    start_broker,
+    template_event,
+)
 from playwright.async_api import Page, async_playwright
 from websockets.asyncio.client import connect
 
-from benchmarks.api import mqtt_client, percentiles, serve, start_broker, template_event
 from cloud.api.app import create_app
 from cloud.api.settings import ApiOptions, ApiSettings
 from cloud.ops.keys import create_api_key

@@ -7,7 +7,14 @@ from fastapi.staticfiles import StaticFiles
 from swagger_ui_bundle import swagger_ui_path  # type: ignore[import-untyped]
 
 from cloud.console.auth import LoginThrottle
-from cloud.console.routes import STATIC_PREFIX, api_router, docs_router, router
+from cloud.console.routes import (
+    STATIC_PREFIX,
+    SignInRequiredError,
+    api_router,
+    docs_router,
+    router,
+    sign_in_first,
+)
 
 SWAGGER_PREFIX = "/console/swagger"
 _CDN_DOC_PATHS = frozenset({"/docs", "/docs/oauth2-redirect", "/redoc"})
@@ -29,5 +36,6 @@ def install_console(app: FastAPI) -> None:
     app.include_router(docs_router)
     if not app.state.settings.api.console.enabled:
         return
+    app.add_exception_handler(SignInRequiredError, sign_in_first)
     app.include_router(router)
     app.include_router(api_router)

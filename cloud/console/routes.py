@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from cloud.api.deps import Ctx, IncidentPath, Require, actor_of
+from cloud.api.deps import Credentials, Ctx, IncidentPath, Require, actor_of
 from cloud.api.problems import ApiError, Problem
 from cloud.console.auth import (
     CSRF_FIELD,
@@ -90,6 +90,8 @@ def _render(
             "role": principal.role.value,
             "departments": sorted(principal.departments),
             "can_write": principal.can(Permission.INCIDENTS_WRITE),
+            "can_read_incidents": principal.can(Permission.INCIDENTS_READ),
+            "can_read_events": principal.can(Permission.EVENTS_READ),
         },
         "map": {
             "tile_url": console.tile_url,
@@ -116,9 +118,40 @@ def _render(
     )
 
 
-def _to_login(request: Request) -> RedirectResponse:
-    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+class SignInRequiredError(Exception):
+    """A page was asked for without a session: the browser is sent to the sign-in form."""
+
+    def __init__(self, target: str) -> None:
+        super().__init__(target)
+        self.target = target
+
+
+async def sign_in_first(_request: Request, exc: Exception) -> Response:
+    target = exc.target if isinstance(exc, SignInRequiredError) else "/"
     return RedirectResponse(f"/login?next={quote(target, safe='')}", status_code=303)
+
+
+class PageAccess(Require):
+    """Dependency of a page: a signed-in user (else a redirect to /login) with *permission*."""
+
+    def __call__(
+        self,
+        request: Request,
+        ctx: Ctx,
+        credentials: Credentials,  # noqa: ARG002 - same signature as Require; keys are ignored
+    ) -> Principal:
+        if session_of(request, ctx) is None:
+            query = f"?{request.url.query}" if request.url.query else ""
+            raise SignInRequiredError(request.url.path + query)
+        # Pages are for people: only the session counts here, never an API key.
+        return super().__call__(request, ctx, None)
+
+
+def _landing(principal: Principal, wanted: str) -> str:
+    """Where to go after sign-in: the queue, or the devices for a role that has no queue."""
+    if wanted == "/" and not principal.can(Permission.INCIDENTS_READ):
+        return "/devices"
+    return wanted
 
 
 def _safe_next(value: str | None) -> str:
@@ -225,7 +258,7 @@ async def login(request: Request, ctx: Ctx) -> Response:
             user_agent=request.headers.get("user-agent", ""),
         )
     await asyncio.to_thread(_audit_user, ctx, actor_of(request, principal), "login", username)
-    response = RedirectResponse(_safe_next(next_url), status_code=303)
+    response = RedirectResponse(_landing(principal, _safe_next(next_url)), status_code=303)
     response.set_cookie(
         SESSION_COOKIE,
         opened.token,
@@ -291,22 +324,25 @@ def _queue_data(ctx: Ctx, principal: Principal) -> dict[str, Any]:
     }
 
 
+IncidentReader = Annotated[Principal, Depends(PageAccess(Permission.INCIDENTS_READ))]
+DeviceReader = Annotated[Principal, Depends(PageAccess(Permission.DEVICES_READ))]
+EventReader = Annotated[Principal, Depends(PageAccess(Permission.EVENTS_READ))]
+
+
 @router.get("/")
-def queue_page(request: Request, ctx: Ctx) -> Response:
+def queue_page(request: Request, ctx: Ctx, principal: IncidentReader) -> Response:
     opened = session_of(request, ctx)
-    if opened is None:
-        return _to_login(request)
-    data = _queue_data(ctx, opened.principal)
+    data = _queue_data(ctx, principal)
     return _render(request, ctx, "queue.html", page="queue", opened=opened, data=data)
 
 
 @router.get("/incidents/{incident_id}")
-def incident_page(request: Request, ctx: Ctx, incident_id: IncidentPath) -> Response:
+def incident_page(
+    request: Request, ctx: Ctx, principal: IncidentReader, incident_id: IncidentPath
+) -> Response:
     opened = session_of(request, ctx)
-    if opened is None:
-        return _to_login(request)
     incident = ctx.ops.get(incident_id)
-    if incident is None or not opened.principal.sees(incident.department):
+    if incident is None or not principal.sees(incident.department):
         # The same answer for "no such incident" and "not yours": ids of others are not confirmed.
         return _render(request, ctx, "missing.html", page="missing", opened=opened, status_code=404)
     data = {
@@ -316,23 +352,26 @@ def incident_page(request: Request, ctx: Ctx, incident_id: IncidentPath) -> Resp
     return _render(request, ctx, "incident.html", page="incident", opened=opened, data=data)
 
 
-def _simple_page(name: str) -> Any:
-    def handler(request: Request, ctx: Ctx) -> Response:
-        opened = session_of(request, ctx)
-        if opened is None:
-            return _to_login(request)
-        data = {
-            "kinds": [k.value for k in EventKind],
-            "severities": [s.value for s in Severity],
-        }
-        return _render(request, ctx, f"{name}.html", page=name, opened=opened, data=data)
-
-    handler.__name__ = f"{name}_page"
-    return handler
+def _page_data() -> dict[str, Any]:
+    return {"kinds": [k.value for k in EventKind], "severities": [s.value for s in Severity]}
 
 
-for _name in ("map", "devices", "events"):
-    router.add_api_route(f"/{_name}", _simple_page(_name), methods=["GET"])
+@router.get("/map")
+def map_page(request: Request, ctx: Ctx, _principal: DeviceReader) -> Response:
+    opened = session_of(request, ctx)
+    return _render(request, ctx, "map.html", page="map", opened=opened, data=_page_data())
+
+
+@router.get("/devices")
+def devices_page(request: Request, ctx: Ctx, _principal: DeviceReader) -> Response:
+    opened = session_of(request, ctx)
+    return _render(request, ctx, "devices.html", page="devices", opened=opened, data=_page_data())
+
+
+@router.get("/events")
+def events_page(request: Request, ctx: Ctx, _principal: EventReader) -> Response:
+    opened = session_of(request, ctx)
+    return _render(request, ctx, "events.html", page="events", opened=opened, data=_page_data())
 
 
 @docs_router.get("/docs")

@@ -33,6 +33,7 @@ USERS = {
     "rui": ("operator", [POLICE], "Rui Costa"),
     "vera": ("viewer", [CIVIL], "Vera Lopes"),
     "sofia": ("supervisor", ["*"], "Sofia Reis"),
+    "tomas": ("technician", [CIVIL], "Tomás Faria"),
 }
 
 
@@ -42,7 +43,9 @@ def add_users(app: FastAPI) -> None:
             create_user(session, username, PASSWORD, role, departments, display_name=name)
 
 
-async def login_http(client: httpx.AsyncClient, username: str, password: str = PASSWORD) -> None:
+async def login_http(
+    client: httpx.AsyncClient, username: str, password: str = PASSWORD, landing: str = "/"
+) -> None:
     """Sign in like the login form does (CSRF field from the page, then POST)."""
     page = await client.get("/login")
     token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
@@ -52,7 +55,7 @@ async def login_http(client: httpx.AsyncClient, username: str, password: str = P
         data={"username": username, "password": password, "csrf_token": token.group(1)},
     )
     assert response.status_code == 303, response.text
-    assert response.headers["location"] == "/"
+    assert response.headers["location"] == landing
 
 
 @pytest.fixture

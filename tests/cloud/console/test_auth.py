@@ -82,6 +82,25 @@ async def test_pages_need_a_session_and_login_sets_a_strict_cookie(app: FastAPI)
         assert "Ana Silva" in page.text
 
 
+async def test_pages_follow_the_role(app: FastAPI) -> None:
+    ids = await open_incidents(app)
+    async with client(app) as tech:
+        await login_http(tech, "tomas", landing="/devices")  # no queue for a technician
+        assert (await tech.get("/")).status_code == 403
+        assert (await tech.get(f"/incidents/{ids[CIVIL]}")).status_code == 403
+        devices = await tech.get("/devices")
+        assert devices.status_code == 200
+        assert 'href="/events"' in devices.text
+        assert '<a href="/" ' not in devices.text
+    async with client(app) as viewer:
+        await login_http(viewer, "vera")
+        assert (await viewer.get(f"/incidents/{ids[CIVIL]}")).status_code == 200
+        # Another department's incident: the same answer as an unknown one.
+        other = await viewer.get(f"/incidents/{ids[POLICE]}")
+        assert other.status_code == 404
+        assert ids[POLICE] not in other.text
+
+
 async def test_cookie_is_secure_over_tls(app: FastAPI) -> None:
     async with client(app, "https://console") as http:
         page = await http.get("/login")
