@@ -33,7 +33,8 @@ from shared.clock import utcnow
 from shared.events import EventKind, Severity
 
 router = APIRouter(include_in_schema=False)
-api_router = APIRouter(prefix="/console/api", tags=["console"])
+# The pages' own JSON (not part of the documented API: it follows the pages, not a contract).
+api_router = APIRouter(prefix="/console/api", tags=["console"], include_in_schema=False)
 docs_router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=str(resources.files("cloud.console") / "templates"))
 STATIC_PREFIX = "/console/static"

@@ -1,11 +1,12 @@
 """``ConsoleOptions``: the ``api.console`` section of ``cloud.yaml``."""
 
 from datetime import timedelta
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from cloud.ops.sessions import SessionLimits
+if TYPE_CHECKING:  # sqlalchemy stays out of `cityops` start-up (edge-only installs lack it)
+    from cloud.ops.sessions import SessionLimits
 
 
 class ConsoleOptions(BaseModel):
@@ -34,7 +35,9 @@ class ConsoleOptions(BaseModel):
     )
 
     @property
-    def session_limits(self) -> SessionLimits:
+    def session_limits(self) -> "SessionLimits":
+        from cloud.ops.sessions import SessionLimits
+
         return SessionLimits(
             idle=timedelta(minutes=self.session_idle_minutes),
             max_age=timedelta(hours=self.session_max_hours),
