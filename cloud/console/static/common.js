@@ -131,15 +131,21 @@ export function tickSla(lookup) {
 export function live(query, handlers) {
   const state = document.getElementById("live-state");
   const source = new EventSource(`/api/v1/live/sse?${query}`);
+  let dropped = false;
   source.onopen = () => {
     state.textContent = t("live.on");
     state.className = "live-state on";
+    // Changes made while the stream was down were missed: read the page's data again.
+    if (dropped && handlers.reconnected) handlers.reconnected();
+    dropped = false;
   };
   source.onerror = () => {
+    dropped = true;
     state.textContent = t("live.off");
     state.className = "live-state off";
   };
   for (const [type, handler] of Object.entries(handlers)) {
+    if (type === "reconnected") continue;
     source.addEventListener(type, (message) => handler(JSON.parse(message.data)));
   }
   return source;
@@ -162,6 +168,8 @@ export function beep() {
       osc.stop(now + i * 0.18 + 0.17);
     }
     document.body.dataset.lastBeep = String(Date.now());
+    // "suspended" until the page was clicked, unless the browser allows autoplay (kiosk).
+    document.body.dataset.audioState = audio.state;
   } catch {
     // No audio device: the visible cue is still there.
   }

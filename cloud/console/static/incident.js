@@ -136,6 +136,11 @@ async function loadEvidence() {
 }
 
 live("type=incident", {
+  async reconnected() {
+    incident = await api(`/api/v1/incidents/${incident.id}`);
+    renderHead();
+    loadAudit();
+  },
   incident(message) {
     if (message.data.incident.id !== incident.id) return;
     incident = message.data.incident;

@@ -137,6 +137,7 @@ function announce(incident) {
 }
 
 live("type=incident", {
+  reconnected: reload,
   incident(message) {
     const change = message.data;
     const incident = change.incident;

@@ -145,6 +145,7 @@ async def test_operator_sees_own_queue_live_acknowledges_and_maps(
     await page.locator("#alert-banner").wait_for(state="visible")
     assert "abandoned object" in (await page.locator("#alert-banner").inner_text())
     assert await page.evaluate("document.body.dataset.lastBeep") is not None
+    assert await page.evaluate("document.body.dataset.audioState") == "running"
     sla = row.first.locator(".sla")
     assert (await sla.inner_text()).startswith("ack ")
     assert await sla.get_attribute("class") in {"sla sla-ok", "sla sla-amber"}
