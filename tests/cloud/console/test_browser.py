@@ -13,6 +13,7 @@ import cv2
 import httpx
 import numpy as np
 import pytest
+from playwright.async_api import Page
 
 from shared.codec import encode
 from shared.events import Event, EventKind, Snapshot
@@ -92,6 +93,21 @@ async def put_zone(served: Served, device_id: str) -> None:
         assert response.status_code == 202, response.text
 
 
+UNLABELLED = """() => [...document.querySelectorAll("input:not([type=hidden]), select, button")]
+  .filter((el) => !(el.labels?.length || el.getAttribute("aria-label") || el.textContent.trim()))
+  .map((el) => el.outerHTML)"""
+"""Controls without a label, an aria-label or text: a screen reader could not name them."""
+
+
+async def check_usable(page: Page) -> None:
+    """Every control labelled; at a laptop's 1366×768 nothing overflows sideways."""
+    assert await page.evaluate(UNLABELLED) == []
+    await page.set_viewport_size({"width": 1366, "height": 768})
+    width = await page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 1366, f"{page.url} is {width} px wide at 1366 px"
+    await page.set_viewport_size({"width": 1920, "height": 1080})
+
+
 async def incident_status(served: Served, incident_id: str) -> dict[str, Any]:
     keys = served.app.state.keys
     async with httpx.AsyncClient(base_url=served.url, timeout=10) as http:
@@ -114,6 +130,9 @@ async def test_operator_sees_own_queue_live_acknowledges_and_maps(
     assert await page.locator("#who").inner_text() == "Ana Silva · operator"
     await page.wait_for_selector("#live-state.on")
     await page.evaluate("window.__sameDocument = true")
+    # Keyboard: the first Tab reaches the skip link, which moves focus to the content.
+    await page.keyboard.press("Tab")
+    assert await page.evaluate("document.activeElement.className") == "skip"
 
     # A police incident (another department) and then a civil one, through the real broker.
     await publish_as_device(
@@ -141,6 +160,7 @@ async def test_operator_sees_own_queue_live_acknowledges_and_maps(
     assert await page.evaluate("window.__sameDocument") is True
     assert await row.count() == 1, "the police incident must not reach a civil operator"
     assert await row.first.get_attribute("data-department") == CIVIL
+    await check_usable(page)
     # High severity: a visible banner and the audible cue.
     await page.locator("#alert-banner").wait_for(state="visible")
     assert "abandoned object" in (await page.locator("#alert-banner").inner_text())
@@ -171,12 +191,18 @@ async def test_operator_sees_own_queue_live_acknowledges_and_maps(
     assert await page.locator("#snapshot .overlay rect.box").count() == 1
     loaded = await page.locator("#snapshot img").evaluate("img => img.complete && img.naturalWidth")
     assert loaded == 320
+    await check_usable(page)
 
     # Map: the device marker, on a plain background (no tile server configured).
     await page.get_by_role("link", name="Map").click()
     await page.locator('[data-device="dev-a"]').wait_for(state="attached")
     assert await page.locator('[data-device="dev-b"]').count() == 0  # the police's camera
     assert await page.locator(f'[data-incident="{incident_id}"]').count() == 1
+    await check_usable(page)
+    for screen, ready in (("devices", "#device-rows tr"), ("events", "#chart svg")):
+        await page.goto(f"{console.url}/{screen}")
+        await page.locator(ready).first.wait_for(state="attached")
+        await check_usable(page)
 
     # Swagger UI from this server.
     await page.goto(console.url + "/docs")
