@@ -6,6 +6,7 @@ key: the rest of the API (roles, department scope, audit under the actor) then w
 
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 from urllib.parse import urlsplit
@@ -101,6 +102,8 @@ class LoginThrottle:
         self._failures: dict[str, _Failures] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self.failed_total = 0
+        self.on_failure: Callable[[], None] = lambda: None
+        """Called once per failed attempt (the app counts it on ``/metrics``)."""
 
     def _entry(self, key: str) -> _Failures:
         now = time.monotonic()
@@ -122,6 +125,7 @@ class LoginThrottle:
 
     def failed(self, *keys: str) -> None:
         self.failed_total += 1
+        self.on_failure()
         for key in keys:
             entry = self._entry(key)
             entry.count += 1

@@ -4,6 +4,7 @@ from importlib import resources
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
+from prometheus_client import Counter
 from swagger_ui_bundle import swagger_ui_path  # type: ignore[import-untyped]
 
 from cloud.console.auth import LoginThrottle
@@ -29,7 +30,13 @@ def install_console(app: FastAPI) -> None:
     app.router.routes = [
         r for r in app.router.routes if getattr(r, "path", None) not in _CDN_DOC_PATHS
     ]
-    app.state.login_throttle = LoginThrottle()
+    throttle = app.state.login_throttle = LoginThrottle()
+    failures = Counter(
+        "cityops_console_login_failures",
+        "Failed console sign-ins (wrong password, unknown or disabled user).",
+        registry=app.state.metrics.registry,
+    )
+    throttle.on_failure = failures.inc
     static = resources.files("cloud.console") / "static"
     app.mount(STATIC_PREFIX, StaticFiles(directory=str(static)), name="console-static")
     app.mount(SWAGGER_PREFIX, StaticFiles(directory=str(swagger_ui_path)), name="swagger-ui")

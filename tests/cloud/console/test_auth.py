@@ -213,6 +213,8 @@ async def test_failed_logins_are_slowed_counted_and_audited(app: FastAPI) -> Non
         assert took[1] >= 0.25
         assert took[2] >= 0.5
         assert app.state.login_throttle.failed_total == 3
+        metrics = (await http.get("/metrics")).text
+        assert "cityops_console_login_failures_total 3.0" in metrics
         with app.state.sessions() as session:
             ana = next(u for u in list_users(session) if u.username == "ana")
             assert ana.failed_logins == 3
