@@ -9,9 +9,9 @@ let cursor = null;
 for (const kind of data.kinds) document.getElementById("e-kind").append(el("option", { value: kind, text: label("kind", kind) }));
 
 const local = (d) => new Date(d.getTime() - d.getTimezoneOffset() * 60000).toISOString().slice(0, 16);
-const now = new Date();
-document.getElementById("e-end").value = local(now);
-document.getElementById("e-start").value = local(new Date(now.getTime() - 24 * 3600 * 1000));
+// "To" starts empty (= up to now, new events included); datetime-local has no seconds, so a
+// filled-in "now" would already leave out what happens in the current minute.
+document.getElementById("e-start").value = local(new Date(Date.now() - 24 * 3600 * 1000));
 
 function params() {
   const f = Object.fromEntries(new FormData(form));

@@ -199,10 +199,17 @@ async def test_operator_sees_own_queue_live_acknowledges_and_maps(
     assert await page.locator('[data-device="dev-b"]').count() == 0  # the police's camera
     assert await page.locator(f'[data-incident="{incident_id}"]').count() == 1
     await check_usable(page)
-    for screen, ready in (("devices", "#device-rows tr"), ("events", "#chart svg")):
+    for screen, ready in (("devices", "#device-rows tr"), ("events", "#event-rows tr")):
         await page.goto(f"{console.url}/{screen}")
         await page.locator(ready).first.wait_for(state="attached")
         await check_usable(page)
+    # Events of the last 24 h: only this department's camera, and one bar in the chart.
+    devices = await page.locator("#event-rows tr td:nth-child(5)").all_inner_texts()
+    assert devices == ["dev-a"]
+    assert await page.locator("#chart svg rect").count() == 1
+    await page.locator("#e-kind").select_option("crowding")
+    await page.get_by_role("button", name="Search").click()
+    await page.locator("#event-rows tr").first.wait_for(state="detached")
 
     # Swagger UI from this server.
     await page.goto(console.url + "/docs")
