@@ -193,6 +193,22 @@ async def test_operator_sees_own_queue_live_acknowledges_and_maps(
     assert loaded == 320
     await check_usable(page)
 
+    # The other actions, from the detail page, each through the API and into the audit trail.
+    await page.get_by_label("Assignee").fill("patrol-12")
+    await page.get_by_role("button", name="Assign").click()
+    await page.get_by_label("Note").fill("owner not in sight")
+    await page.get_by_role("button", name="Add note").click()
+    await page.locator("#notes li", has_text="owner not in sight").wait_for()
+    await page.locator("#check-0").check()
+    await page.get_by_role("button", name="Dispatch").click()
+    await page.locator("#incident-status", has_text="dispatched").wait_for()
+    for action in ("assigned", "note", "checklist", "dispatched"):
+        await page.locator("#audit-rows tr", has_text=f"incident.{action}").wait_for()
+    stored = await incident_status(console, incident_id)
+    assert stored["assignee"] == "patrol-12"
+    assert stored["checklist"][0]["done_by"] == "Ana Silva (user:ana)"
+    assert stored["notes"][-1]["author"] == "Ana Silva (user:ana)"
+
     # Map: the device marker, on a plain background (no tile server configured).
     await page.get_by_role("link", name="Map").click()
     await page.locator('[data-device="dev-a"]').wait_for(state="attached")
