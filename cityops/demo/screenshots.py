@@ -21,7 +21,9 @@ import typer
 CHROMIUM = "/usr/bin/chromium"
 
 
-async def take(url: str, username: str, password: str, out: Path, lang: str) -> list[str]:
+async def take(  # noqa: PLR0917 - one call site
+    url: str, username: str, password: str, out: Path, lang: str, act: bool
+) -> list[str]:
     from playwright.async_api import Route, async_playwright
 
     external: list[str] = []
@@ -52,11 +54,16 @@ async def take(url: str, username: str, password: str, out: Path, lang: str) -> 
         await page.locator("#login-submit").click()
         await page.wait_for_url(f"{url}/")
         await page.locator("#live-state.on").wait_for()
+        rows = page.locator("#queue-rows tr")
+        if act and await rows.count():
+            # A real action by the signed-in user: the least urgent incident is acknowledged.
+            await rows.last.locator("button.act-acknowledge").click()
+            await page.locator("#queue-rows tr[data-status=acknowledged]").wait_for()
         await page.wait_for_timeout(1500)
         await page.screenshot(path=out / f"queue-{lang}.png")
-        first = page.locator("#queue-rows tr a").first
-        if await first.count():
-            await first.click()
+        pick = rows.last if act else rows.first
+        if await pick.count():
+            await pick.locator("a").click()
             await page.locator("#audit-rows tr").first.wait_for()
             await page.wait_for_timeout(1500)
             await page.screenshot(path=out / f"incident-{lang}.png", full_page=True)
@@ -83,17 +90,20 @@ def shrink(folder: Path) -> None:
         small.save(path, optimize=True)
 
 
-def main(
+def main(  # noqa: PLR0917 - a Typer command: one parameter per option
     url: Annotated[str, typer.Option(help="The API, e.g. http://127.0.0.1:8080.")],
     username: Annotated[str, typer.Option(help="A console user (the demo prints one).")],
     password_stdin: Annotated[bool, typer.Option("--password-stdin")] = True,
     out: Annotated[Path, typer.Option(help="Where the PNG files go.")] = Path("docs/console"),
     lang: Annotated[str, typer.Option(help="en or pt-PT.")] = "en",
+    act: Annotated[
+        bool, typer.Option(help="Acknowledge the least urgent incident first (a real action).")
+    ] = False,
 ) -> None:
     """Sign in and save a PNG of each console screen."""
     password = sys.stdin.readline().strip() if password_stdin else typer.prompt("Password")
     out.mkdir(parents=True, exist_ok=True)
-    external = asyncio.run(take(url.rstrip("/"), username, password, out, lang))
+    external = asyncio.run(take(url.rstrip("/"), username, password, out, lang, act))
     if external:
         typer.echo(f"external requests were refused: {external}", err=True)
         raise typer.Exit(1)
