@@ -62,8 +62,18 @@ function row(incident) {
 }
 
 function render() {
+  // Live updates redraw the rows: keep the keyboard focus on the same control of the same row.
+  const focused = document.activeElement;
+  const keep = tbody.contains(focused)
+    ? { id: focused.closest("tr")?.id, action: focused.dataset.action, link: focused.tagName === "A" }
+    : null;
   const shown = [...rows.values()].filter(wanted).sort(order);
   tbody.replaceChildren(...shown.map(row));
+  if (keep?.id) {
+    const again = document.getElementById(keep.id);
+    const target = keep.link ? again?.querySelector("a") : again?.querySelector(`[data-action="${keep.action}"]`);
+    (target || again?.querySelector("a, button"))?.focus();
+  }
   document.getElementById("queue-count").textContent = `(${shown.length})`;
   document.getElementById("queue-empty").hidden = shown.length > 0;
   document.getElementById("load-more").hidden = !nextCursor;

@@ -170,7 +170,9 @@ async def test_operator_sees_own_queue_live_acknowledges_and_maps(
     assert (await sla.inner_text()).startswith("ack ")
     assert await sla.get_attribute("class") in {"sla sla-ok", "sla sla-amber"}
 
-    await row.first.get_by_role("button", name="Acknowledge").click()
+    # By keyboard: focus the button, press Enter.
+    await row.first.get_by_role("button", name="Acknowledge").focus()
+    await page.keyboard.press("Enter")
     await page.locator("#queue-rows tr[data-status=acknowledged]").wait_for(timeout=5000)
     assert (await row.first.locator(".sla").inner_text()).startswith("resolve ")
     assert await row.first.locator(".status").inner_text() == "acknowledged"
