@@ -191,8 +191,11 @@ async def test_operator_sees_own_queue_live_acknowledges_and_maps(
     # The snapshot with the detection box and the zone drawn on it.
     await page.locator("#snapshot .overlay polygon.zone").wait_for(state="attached")
     assert await page.locator("#snapshot .overlay rect.box").count() == 1
-    loaded = await page.locator("#snapshot img").evaluate("img => img.complete && img.naturalWidth")
-    assert loaded == 320
+    loaded = await page.wait_for_function(
+        "() => { const img = document.querySelector('#snapshot img');"
+        " return img && img.complete && img.naturalWidth; }"
+    )
+    assert await loaded.json_value() == 320  # the JPEG itself, served by the API
     await check_usable(page)
 
     # The other actions, from the detail page, each through the API and into the audit trail.
