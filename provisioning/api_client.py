@@ -19,6 +19,7 @@ from provisioning.errors import (
     ApiKeyRefusedError,
     ApiNotFoundError,
     ApiUnreachableError,
+    InputError,
 )
 from shared.codec import decode
 from shared.commands import CommandAck
@@ -56,6 +57,15 @@ def _problem(response: httpx.Response) -> ApiError:
     if response.status_code == HTTP_NOT_FOUND:
         return ApiNotFoundError(message, status=response.status_code, field=field)
     return ApiError(message, status=response.status_code, field=field)
+
+
+def _device_id(device_id: str) -> str:
+    """*device_id* if it is a valid id, else an ``InputError`` saying what a valid one is."""
+    try:
+        return validate_device_id(device_id)
+    except ContractError as exc:
+        hint = "Device ids are like pc-01: a-z, 0-9, '-' and '_'."
+        raise InputError(str(exc), hint=hint) from exc
 
 
 class OpsApiClient:
@@ -131,13 +141,11 @@ class OpsApiClient:
 
     def upsert_device(self, device_id: str, upsert: DeviceUpsert) -> tuple[DeviceOut, bool]:
         """(device, created): PUT is idempotent, 201 on create and 200 on update."""
-        response = self._send("PUT", f"/devices/{validate_device_id(device_id)}", body=upsert)
+        response = self._send("PUT", f"/devices/{_device_id(device_id)}", body=upsert)
         return self._parse(DeviceOut, response), response.status_code == HTTP_CREATED
 
     def get_device(self, device_id: str) -> DeviceOut:
-        return self._parse(
-            DeviceOut, self._send("GET", f"/devices/{validate_device_id(device_id)}")
-        )
+        return self._parse(DeviceOut, self._send("GET", f"/devices/{_device_id(device_id)}"))
 
     def find_device(self, device_id: str) -> DeviceOut | None:
         try:
@@ -157,18 +165,18 @@ class OpsApiClient:
             cursor = page.next_cursor
 
     def create_credentials(self, device_id: str) -> MqttCredentials:
-        path = f"/devices/{validate_device_id(device_id)}/credentials"
+        path = f"/devices/{_device_id(device_id)}/credentials"
         return self._parse(MqttCredentials, self._send("POST", path))
 
     def revoke(self, device_id: str) -> DeviceOut:
-        path = f"/devices/{validate_device_id(device_id)}/revoke"
+        path = f"/devices/{_device_id(device_id)}/revoke"
         return self._parse(DeviceOut, self._send("POST", path))
 
     def delete_device(self, device_id: str) -> None:
-        self._send("DELETE", f"/devices/{validate_device_id(device_id)}")
+        self._send("DELETE", f"/devices/{_device_id(device_id)}")
 
     def put_config(self, config: DeviceConfig) -> int:
-        path = f"/devices/{validate_device_id(config.device_id)}/config"
+        path = f"/devices/{_device_id(config.device_id)}/config"
         return self._parse(ConfigAccepted, self._send("PUT", path, body=config)).version
 
     def send_command(
@@ -177,7 +185,7 @@ class OpsApiClient:
         """The device's ``CommandAck`` if it answered within *wait* s, else the command id."""
         response = self._send(
             "POST",
-            f"/devices/{validate_device_id(device_id)}/commands",
+            f"/devices/{_device_id(device_id)}/commands",
             body=command,
             params={"wait": wait},
             timeout=wait + 10.0,

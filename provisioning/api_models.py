@@ -67,7 +67,7 @@ class MqttCredentials(_Response):
 
 
 class CommandRequest(_Request):
-    name: Literal["snapshot", "reload"]
+    name: Literal["snapshot", "debug_snapshot", "reload"]
     camera_id: str | None = None
     args: dict[str, str | int | float | bool] = Field(default_factory=dict)
 

@@ -9,9 +9,11 @@ from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from provisioning.errors import InputError, ProvisioningError
+from shared.errors import ContractError
 
 if TYPE_CHECKING:
     from provisioning.api_client import OpsApiClient
@@ -74,7 +76,8 @@ BalenaToken = Annotated[
         show_default=False,
     ),
 ]
-DEFAULT_API = "http://127.0.0.1:8000"
+DEFAULT_API = "http://127.0.0.1:8080"
+"""Where `cityops cloud serve` listens by default (api.port)."""
 DEFAULT_BALENA_DIR = Path.home() / ".balena"
 DEVICE_HELP = (
     "Register a unit with the operations API and balena, and write its bundle.\n\n"
@@ -93,9 +96,9 @@ Fleet = Annotated[str, typer.Option("--fleet", help="balena fleet slug, e.g. cit
 
 
 def _fail(exc: ProvisioningError) -> NoReturn:
-    console.print(f"[bold red]✗ {exc}[/]")
+    console.print(f"[bold red]✗ {escape(str(exc))}[/]")
     if exc.hint:
-        console.print(f"  [yellow]{exc.hint}[/]")
+        console.print(f"  [yellow]{escape(exc.hint)}[/]")
     raise typer.Exit(1)
 
 
@@ -105,6 +108,8 @@ def _errors() -> Iterator[None]:
         yield
     except ProvisioningError as exc:
         _fail(exc)
+    except ContractError as exc:  # an id or topic that is not a CityOps one, e.g. "Cam 01"
+        _fail(InputError(str(exc), hint="Device ids are like pc-01: a-z, 0-9, '-' and '_'."))
 
 
 class _Steps:
@@ -301,6 +306,40 @@ def zones(
                 )
                 version = api.put_config(spec.device_config(device_id, where))
             out.print(f"[green]config version {version} sent to {device_id}[/]")
+
+
+@app.command("debug-view")
+def debug_view(
+    *,
+    device_id: Annotated[str, typer.Argument(help="Device id.")],
+    out_file: Annotated[Path, typer.Option("--out", help="JPEG to write the debug view to.")],
+    camera: Annotated[str | None, typer.Option(help="Camera id; default: the first.")] = None,
+    wait: Annotated[float, typer.Option(help="Seconds to wait for the unit's answer.")] = 15.0,
+    api_url: ApiUrl = DEFAULT_API,
+    api_key: ApiKey = "",
+) -> None:
+    """Ask a running unit what it sees, to tune zones and thresholds.
+
+    The unit answers with its current frame, faces pixelated, with boxes, track ids, zones,
+    lines, dwell timers and the motion mask drawn on it.
+
+    Example: cityops provision debug-view pc-01 --out pc-01-debug.jpg
+    """
+    from provisioning.api_models import CommandRequest
+
+    request = CommandRequest(name="debug_snapshot", camera_id=camera)
+    with _errors(), _api(api_url, api_key) as api:
+        answer = api.send_command(device_id, request, wait=wait)
+        if isinstance(answer, str):
+            raise InputError(
+                f"{device_id} did not answer within {wait:g} s (command {answer})",
+                hint="Is the unit online? `cityops provision verify` checks it; or wait longer.",
+            )
+        if not answer.ok or answer.snapshot is None:
+            raise InputError(f"{device_id} refused the debug view: {answer.message}")
+    out_file.write_bytes(answer.snapshot.data)
+    size = f"{answer.snapshot.width}x{answer.snapshot.height}"
+    out.print(f"debug view of {device_id} written to {out_file} ({size} JPEG)")
 
 
 @app.command("revoke")

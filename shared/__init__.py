@@ -3,6 +3,7 @@
 This package imports nothing from the other CityOps packages.
 """
 
+from shared.acks import EventAck
 from shared.commands import Command, CommandAck, CommandName
 from shared.config import (
     CameraConfig,
@@ -41,6 +42,7 @@ __all__ = [
     "DeviceState",
     "DeviceStatus",
     "Event",
+    "EventAck",
     "EventKind",
     "LineConfig",
     "Location",

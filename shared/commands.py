@@ -12,6 +12,9 @@ from shared.events import Snapshot
 class CommandName(StrEnum):
     SNAPSHOT = "snapshot"
     """Send a fresh camera frame (for calibration and ``provision verify``)."""
+    DEBUG_SNAPSHOT = "debug_snapshot"
+    """Send the debug view of the current frame: boxes, track ids, zones, lines, dwell, motion
+    (faces pixelated like every snapshot), for tuning zones and thresholds."""
     RELOAD = "reload"
     """Re-read the configuration and restart the pipeline stages."""
     CONFIG = "config"

@@ -22,6 +22,54 @@ VEHICLE_LABELS: tuple[str, ...] = ("car", "truck", "bus", "motorcycle")
 PERSON_LABELS: tuple[str, ...] = ("person",)
 
 
+MIN_ZONE_AREA = 1e-6
+"""Smallest zone, as a fraction of the image (about 2×2 px at 1080p)."""
+
+
+def polygon_area(polygon: list[Point]) -> float:
+    """Signed area (shoelace) in normalised units."""
+    n = len(polygon)
+    return 0.5 * sum(
+        polygon[i][0] * polygon[(i + 1) % n][1] - polygon[(i + 1) % n][0] * polygon[i][1]
+        for i in range(n)
+    )
+
+
+def _orient(p: Point, q: Point, r: Point) -> float:
+    return (q[0] - p[0]) * (r[1] - p[1]) - (q[1] - p[1]) * (r[0] - p[0])
+
+
+def _on_segment(p: Point, q: Point, r: Point) -> bool:
+    """*r* (collinear with p-q) lies within the segment's bounding box."""
+    return min(p[0], q[0]) <= r[0] <= max(p[0], q[0]) and min(p[1], q[1]) <= r[1] <= max(p[1], q[1])
+
+
+def _segments_meet(a: Point, b: Point, c: Point, d: Point) -> bool:
+    o1, o2, o3, o4 = _orient(a, b, c), _orient(a, b, d), _orient(c, d, a), _orient(c, d, b)
+    if ((o1 > 0 > o2) or (o1 < 0 < o2)) and ((o3 > 0 > o4) or (o3 < 0 < o4)):
+        return True
+    return (
+        (o1 == 0 and _on_segment(a, b, c))
+        or (o2 == 0 and _on_segment(a, b, d))
+        or (o3 == 0 and _on_segment(c, d, a))
+        or (o4 == 0 and _on_segment(c, d, b))
+    )
+
+
+def self_intersection(polygon: list[Point]) -> tuple[int, int] | None:
+    """The first pair of non-adjacent edges (by start index) that touch or cross, if any."""
+    n = len(polygon)
+    for i in range(n):
+        for j in range(i + 1, n):
+            if j == i + 1 or (i == 0 and j == n - 1):
+                continue  # neighbours share a corner
+            a, b = polygon[i], polygon[(i + 1) % n]
+            c, d = polygon[j], polygon[(j + 1) % n]
+            if _segments_meet(a, b, c, d):
+                return i, j
+    return None
+
+
 class ZoneKind(StrEnum):
     NO_PARKING = "no_parking"
     """illegal_parking: a vehicle stationary here longer than the limit."""
@@ -65,6 +113,20 @@ class Zone(WireModel):
     )
     max_people: int | None = Field(default=None, ge=1, le=10_000)
     severity: Severity | None = None
+
+    @field_validator("polygon")
+    @classmethod
+    def _simple_polygon(cls, polygon: list[Point]) -> list[Point]:
+        crossing = self_intersection(polygon)
+        if crossing is not None:
+            i, j = crossing
+            raise ValueError(
+                f"self-intersecting: edge {i}-{i + 1} crosses edge {j}-{(j + 1) % len(polygon)} "
+                "(a bow-tie); list the corners in order around the zone"
+            )
+        if abs(polygon_area(polygon)) < MIN_ZONE_AREA:
+            raise ValueError("zero area: the points lie on one line or on top of each other")
+        return polygon
 
     @model_validator(mode="after")
     def _crowding_needs_max(self) -> Self:

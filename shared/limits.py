@@ -3,8 +3,20 @@
 from typing import Final
 
 SCHEMA_VERSION: Final = 1
+CONTRACT_VERSION: Final = 2
+"""Delivery contract a device states in its ``DeviceStatus.contract``.
+
+1: the device deletes an event from its outbox on the broker's PUBACK (agents before #17).
+2: the device keeps it until the cloud confirms it stored it (``EventAck`` on ``event/ack``),
+and sends it again, with the same id, while no confirmation comes.
+"""
+MAX_ACK_IDS: Final = 1000
+"""Most event ids in one ``EventAck`` (about 40 KB of JSON)."""
 MAX_PAYLOAD_BYTES: Final = 256 * 1024
 """Largest MQTT payload any CityOps message may have (snapshot included)."""
+MAX_PACKET_BYTES: Final = MAX_PAYLOAD_BYTES + 1024
+"""Largest MQTT packet: the largest payload plus its topic and headers. Brokers are configured
+with it (``max_packet_size``) and the ingestor advertises it (MQTT 5 Maximum Packet Size)."""
 MAX_SNAPSHOT_BYTES: Final = 96 * 1024
 """Largest JPEG an event or command acknowledgement may carry."""
 MAX_FUTURE_SKEW_S: Final = 300.0

@@ -5,6 +5,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
+from shared.acks import EventAck
 from shared.commands import Command, CommandAck
 from shared.config import DeviceConfig
 from shared.events import Event
@@ -17,6 +18,7 @@ CONTRACT: dict[str, type[BaseModel]] = {
     "device-config": DeviceConfig,
     "command": Command,
     "command-ack": CommandAck,
+    "event-ack": EventAck,
 }
 
 

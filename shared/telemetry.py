@@ -6,6 +6,7 @@ from typing import Annotated, Literal
 from pydantic import Field, StringConstraints
 
 from shared.base import DeviceId, LocalId, ShortText, UtcDatetime, WireModel
+from shared.limits import CONTRACT_VERSION
 
 
 class CameraState(StrEnum):
@@ -44,6 +45,9 @@ class Telemetry(WireModel):
     outbox_depth: int = Field(default=0, ge=0)
     dropped_events: int = Field(default=0, ge=0)
     dropped_telemetry: int = Field(default=0, ge=0)
+    dead_letters: int = Field(
+        default=0, ge=0, description="Messages the broker can never take, kept aside on the device."
+    )
     cameras: list[CameraHealth] = Field(default_factory=list, max_length=16)
     readings: dict[ReadingName, float] = Field(default_factory=dict, max_length=32)
     battery_pct: float | None = Field(default=None, ge=0.0, le=100.0)
@@ -66,3 +70,9 @@ class DeviceStatus(WireModel):
     )
     software: ShortText | None = None
     config_version: int | None = Field(default=None, ge=0)
+    contract: int = Field(
+        default=1,
+        ge=1,
+        le=CONTRACT_VERSION,
+        description="Delivery contract (shared.limits.CONTRACT_VERSION): 2 waits for EventAck.",
+    )

@@ -23,12 +23,15 @@ class Channel(StrEnum):
     CONFIG = "config"
     CMD = "cmd"
     CMD_ACK = "cmd/ack"
+    EVENT_ACK = "event/ack"
+    """The cloud's confirmation of stored events: only ingest writes it, only the device reads."""
 
 
 DEVICE_PUBLISHES: Final = frozenset(
     {Channel.EVENT, Channel.TELEMETRY, Channel.STATUS, Channel.CMD_ACK}
 )
-"""Channels a device may publish on (its own id only); it reads CONFIG and CMD."""
+"""Channels a device may publish on (its own id only); it reads CONFIG, CMD and EVENT_ACK."""
+DEVICE_READS: Final = frozenset({Channel.CONFIG, Channel.CMD, Channel.EVENT_ACK})
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,6 +22,7 @@ from cloud.services.influxd import InfluxConfig, Influxd
 from cloud.services.mosquitto import Mosquitto, MosquittoConfig, TlsListener
 from cloud.services.ports import free_port
 from cloud.services.process import ServiceNotInstalledError
+from shared.limits import MAX_PACKET_BYTES
 
 if TYPE_CHECKING:
     from cloud.services.postgres import Postgres
@@ -42,6 +43,17 @@ def need(condition: bool, reason: str) -> None:
 def material() -> Path:
     path = material_dir()
     need((path / "models" / "detect.tflite").exists(), f"provided material at {path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def face_model() -> Path:
+    """The BlazeFace model `make test` fetched (`cityops models fetch`, pinned sha256)."""
+    from cityops.paths import face_model_path
+
+    path = face_model_path()
+    need(path is not None, "the face model: run `cityops models fetch --face-only`")
+    assert path is not None
     return path
 
 
@@ -68,7 +80,14 @@ class Broker:
 
     @property
     def port(self) -> int:
+        """The listener devices use: the client id is the login (``use_username_as_clientid``)."""
         return self.server.port
+
+    @property
+    def service_port(self) -> int:
+        """Loopback listener for services that open several connections under one account."""
+        assert self.server.cfg.service_port is not None
+        return self.server.cfg.service_port
 
     def add_user(self, username: str, password: str) -> None:
         """Add (or change) a user and make the broker re-read its files."""
@@ -86,9 +105,21 @@ class Broker:
             password_file({u: hash_password(p) for u, p in self.users.items()})
         )
         (self.workdir / "acl").write_text(render_acl(AclSpec(services=self.services)))
+        # The service listener takes service accounts only: no device logs in where client
+        # ids are not bound to logins.
+        names = {s.username for s in self.services}
+        (self.workdir / "passwd.services").write_text(
+            password_file({u: hash_password(p) for u, p in self.users.items() if u in names})
+        )
 
 
-def _start_broker(workdir: Path, tls: TlsListener | None = None) -> Broker:
+def _start_broker(
+    workdir: Path,
+    tls: TlsListener | None = None,
+    *,
+    max_packet_size: int = MAX_PACKET_BYTES,
+    extra: tuple[str, ...] = (),
+) -> Broker:
     workdir.mkdir(parents=True, exist_ok=True)
     need(shutil.which("mosquitto") is not None, "mosquitto (apt-get install mosquitto)")
     users = {
@@ -103,7 +134,14 @@ def _start_broker(workdir: Path, tls: TlsListener | None = None) -> Broker:
         ServiceAccount(API_USER, ServiceRole.OPERATOR),
     ]
     cfg = MosquittoConfig(
-        workdir=workdir, password_file=workdir / "passwd", acl_file=workdir / "acl", tls=tls
+        workdir=workdir,
+        password_file=workdir / "passwd",
+        acl_file=workdir / "acl",
+        tls=tls,
+        service_port=free_port(),
+        service_password_file=workdir / "passwd.services",
+        max_packet_size=max_packet_size,
+        extra=list(extra),
     )
     broker = Broker(server=Mosquitto(cfg), workdir=workdir, users=users, services=services)
     broker.write_files()
@@ -120,12 +158,17 @@ def mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
 
 
 @pytest.fixture
-def broker_factory(tmp_path: Path) -> Iterator[Callable[[], Broker]]:
-    """Fresh brokers for tests that stop, restart or reconfigure them."""
+def broker_factory(tmp_path: Path) -> Iterator[Callable[..., Broker]]:
+    """Fresh brokers for tests that stop, restart or reconfigure them.
+
+    ``make(max_packet_size=..., extra=("max_inflight_messages 10",))`` changes the limits.
+    """
     started: list[Broker] = []
 
-    def make() -> Broker:
-        broker = _start_broker(tmp_path / f"mosquitto-{len(started)}")
+    def make(*, max_packet_size: int = MAX_PACKET_BYTES, extra: tuple[str, ...] = ()) -> Broker:
+        broker = _start_broker(
+            tmp_path / f"mosquitto-{len(started)}", max_packet_size=max_packet_size, extra=extra
+        )
         started.append(broker)
         return broker
 

@@ -57,6 +57,11 @@ def write_agent_config(
     if isinstance(example.get("device_config"), dict):
         example["device_config"]["device_id"] = cam.device_id
     example.pop("events_out", None)
+    # Counts (never images) of faces before/after blurring, for the demo's privacy audit.
+    example["snapshot"] = {
+        **example.get("snapshot", {}),
+        "privacy_audit": str(audit_log(agent_dir)),
+    }
     example["uplink"] = {
         "host": creds.host,
         "port": creds.port,
@@ -69,6 +74,10 @@ def write_agent_config(
     path.write_text(yaml.safe_dump(example, sort_keys=False))
     path.chmod(0o600)
     return Agent(cam, path, clip.stat().st_size)
+
+
+def audit_log(agent_dir: Path) -> Path:
+    return agent_dir / "privacy-audit.jsonl"
 
 
 def start_agent(supervisor: Supervisor, agent: Agent) -> None:

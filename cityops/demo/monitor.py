@@ -21,6 +21,8 @@ class Traffic:
     recent_events: list[Event] = field(default_factory=list)
     telemetry: dict[str, Telemetry] = field(default_factory=dict)
     messages: int = 0
+    snapshots: list[bytes] = field(default_factory=list)
+    """Every event snapshot that left a device (JPEG), for the privacy audit."""
 
 
 class Monitor:
@@ -53,6 +55,7 @@ class Monitor:
                 recent_events=list(self.traffic.recent_events[-12:]),
                 telemetry=dict(self.traffic.telemetry),
                 messages=self.traffic.messages,
+                snapshots=list(self.traffic.snapshots),
             )
 
     def _on_connect(self, client: mqtt.Client, *_args: object) -> None:
@@ -74,6 +77,8 @@ class Monitor:
                     if event.phase.value == "start":
                         self.traffic.events_by_kind[event.kind.value] += 1
                     self.traffic.recent_events.append(event)
+                    if event.snapshot is not None:
+                        self.traffic.snapshots.append(event.snapshot.data)
                 elif parsed.channel is Channel.TELEMETRY:
                     self.traffic.telemetry[parsed.device_id] = decode(Telemetry, payload)
             except ContractError:

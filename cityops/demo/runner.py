@@ -16,13 +16,20 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from cityops.demo.agents import Agent, provision, start_agent, write_agent_config
+from cityops.demo.agents import Agent, audit_log, provision, start_agent, write_agent_config
 from cityops.demo.monitor import Monitor
 from cityops.demo.scenario import EXPECTED_KINDS, SCENARIO, DemoCamera
 from cityops.demo.stack import DEMO_USER, MONITOR_USER, Stack, start_stack
 from cityops.demo.supervisor import Supervisor, leftover_pids
 from cityops.demo.view import render
-from cityops.paths import data_path, material_dir, model_path
+from cityops.paths import (
+    audit_model_path,
+    data_path,
+    face_model_path,
+    material_dir,
+    model_path,
+    models_cache_dir,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +53,11 @@ def check_material(cameras: list[DemoCamera]) -> None:
             f"no detector model at {model_path()}. Run `cityops models fetch` (online), or put "
             f"detect.tflite and labelmap.txt in {material_dir() / 'models'} "
             "(or point CITYOPS_SHARED_DIR at a folder with models/ and data/)."
+        )
+    if face_model_path() is None or audit_model_path() is None:
+        raise MaterialMissingError(
+            "no face models (the device's and the privacy auditor's). Run `cityops models "
+            f"fetch --face-only` (online) or put them in {models_cache_dir()}."
         )
     missing = [c.clip for c in cameras if not data_path(*c.clip.split("/")).exists()]
     if missing:
@@ -191,9 +203,26 @@ def _watch(  # noqa: PLR0917 - one private call site
         "agent_exit_codes": {
             c.name: c.proc.returncode for c in supervisor.children if c.name.startswith("cam-")
         },
+        "privacy_audit": _privacy_audit(traffic.snapshots, agents),
     }
     _print_summary(console, summary)
     return summary
+
+
+def _privacy_audit(snapshots: list[bytes], agents: list[Agent]) -> dict[str, Any]:
+    """An independent face model over every snapshot that left the devices (goal: 0 faces)."""
+    from edge.privacy.audit import FaceAuditor, read_log
+
+    auditor = FaceAuditor()
+    device_side = [r for a in agents for r in read_log(audit_log(a.config_path.parent))]
+    return {
+        "auditor": "BlazeFace full range (not the blurring model), tiled",
+        "snapshots_left_devices": len(snapshots),
+        "readable_faces_after": sum(len(auditor.readable_in_jpeg(s)) for s in snapshots),
+        "faces_found_after_incl_pixelated": sum(len(auditor.faces_in_jpeg(s)) for s in snapshots),
+        "faces_before_blurring": sum(r.faces_before for r in device_side),
+        "device_audit_records": len(device_side),
+    }
 
 
 _RUN_ENDED = re.compile(r"pipeline run ended: (\d+) frames")
@@ -227,6 +256,13 @@ def _print_summary(console: Console, summary: dict[str, Any]) -> None:
         "bytes sent vs video",
         f"{summary['bytes_sent']:,} B sent for {summary['video_bytes']:,} B of video "
         f"({100 * (summary['sent_vs_video'] or 0):.3f} %)",
+    )
+    audit = summary["privacy_audit"]
+    table.add_row(
+        "privacy audit",
+        f"{audit['snapshots_left_devices']} snapshots left the devices: "
+        f"{audit['readable_faces_after']} readable faces "
+        f"({audit['faces_before_blurring']} in the same frames before blurring)",
     )
     table.add_row("elapsed", f"{summary['elapsed_s']} s")
     console.print(table)

@@ -11,7 +11,7 @@ import yaml
 
 from cityops.demo.supervisor import Supervisor
 from cloud.broker.acl import ServiceAccount, ServiceRole
-from cloud.broker.passwords import hash_password
+from cloud.broker.passwords import hash_password, password_file
 from cloud.broker.registry import BrokerFiles, ServiceCredential, sync_broker
 from cloud.db.base import create_all, make_engine, make_sessionmaker
 from cloud.services.influxd import InfluxConfig, Influxd
@@ -53,7 +53,7 @@ class Stack:
 def _services(passwords: dict[str, str]) -> list[ServiceCredential]:
     roles = {
         INGEST_USER: ServiceRole.INGEST,
-        API_USER: ServiceRole.OPERATOR,
+        API_USER: ServiceRole.SERVE,  # ``cloud serve`` ingests in-process: it confirms events
         MONITOR_USER: ServiceRole.ADMIN,
     }
     return [
@@ -90,8 +90,20 @@ def start_stack(workdir: Path, supervisor: Supervisor, *, store: str) -> Stack:
         session.commit()
     engine.dispose()
 
+    # Devices connect on the main port, where the client id is the login. The cloud services
+    # share accounts across connections (``cloud serve`` runs the API's MQTT client and the
+    # ingestor), so they use a loopback listener that takes service accounts only.
+    services_passwd = broker_dir / "passwd.services"
+    services_passwd.write_text(password_file({u: hash_password(pw) for u, pw in passwords.items()}))
+    services_passwd.chmod(0o600)
     broker = Mosquitto(
-        MosquittoConfig(workdir=broker_dir, password_file=files.passwd, acl_file=files.acl)
+        MosquittoConfig(
+            workdir=broker_dir,
+            password_file=files.passwd,
+            acl_file=files.acl,
+            service_port=free_port(),
+            service_password_file=services_passwd,
+        )
     )
     broker.start()
     supervisor.adopt_pid("mosquitto", broker.pid or 0)
@@ -106,7 +118,7 @@ def start_stack(workdir: Path, supervisor: Supervisor, *, store: str) -> Stack:
     api_port = free_port()
     config = {
         "database_url": db_url,
-        "mqtt": {"host": broker.host, "port": broker.port, "username": API_USER,
+        "mqtt": {"host": broker.host, "port": broker.cfg.service_port, "username": API_USER,
                  "password": passwords[API_USER]},
         "store": store_cfg,
         "api": {

@@ -19,6 +19,14 @@ STATUS_STYLE = {
 }
 
 
+SHORT_ID = 12
+
+
+def short_id(value: str) -> str:
+    """The end of an id: UUIDv7s begin with their time, so two from one minute share a prefix."""
+    return value if len(value) <= SHORT_ID else "…" + value[-SHORT_ID:]
+
+
 def _age(ts: datetime | None, now: datetime) -> str:
     if ts is None:
         return "-"
@@ -73,7 +81,7 @@ def render(
     for i in incidents:
         status = str(i.get("status", ""))
         inc.add_row(
-            str(i["id"])[:8],
+            short_id(str(i["id"])),
             str(i.get("kind", "")),
             str(i.get("department", "")),
             Text(status, style=STATUS_STYLE.get(status, "")),

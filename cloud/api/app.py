@@ -18,6 +18,7 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from cloud.api import openapi as api_openapi
 from cloud.api import problems
 from cloud.api.context import ApiContext
 from cloud.api.metrics import ApiMetrics
@@ -86,6 +87,7 @@ def build_context(
         else None
     )
     metrics = ApiMetrics(hub)
+    metrics.watch_state(sessions, clock, settings.api.silent_after_s)
     ops.add_listener(hub.publish_incident)
     ops.add_listener(metrics.on_incident)
     ctx = ApiContext(
@@ -173,6 +175,7 @@ def create_app(
         ],
     )
     problems.install(app)
+    api_openapi.install(app)
     app.state.ctx = ctx
     app.state.ops = ops
     app.state.store = store

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from cloud.api.metrics import ApiMetrics
 from cloud.api.mqtt import ApiMqtt
 from cloud.api.settings import ApiSettings
+from cloud.api.throttle import AuthThrottle
 from cloud.ops.clock import Clock
 from cloud.ops.live import LiveHub
 from cloud.ops.roles import Principal
@@ -60,3 +61,4 @@ class ApiContext:
     mqtt: ApiMqtt | None
     clock: Clock
     keys: KeyCache = field(default_factory=KeyCache)
+    auth_throttle: AuthThrottle = field(default_factory=AuthThrottle)

@@ -131,7 +131,7 @@ class ConfigOut(_Out):
 
 
 class CommandRequest(_In):
-    name: Literal["snapshot", "reload"]
+    name: Literal["snapshot", "debug_snapshot", "reload"]
     camera_id: LocalId | None = None
     args: dict[
         Annotated[str, StringConstraints(max_length=64)],

@@ -7,9 +7,9 @@ and the API's own keys under ``api:``.
 from pathlib import Path
 from typing import Any, Self
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
+from cityops.settings_file import build, layered, read_mapping
 from cloud.console.settings import ConsoleOptions
 from cloud.settings import CloudSettings, MqttClientSettings
 
@@ -64,8 +64,12 @@ class ApiSettings(BaseModel):
 
     @classmethod
     def from_yaml(cls, path: Path, **overrides: Any) -> Self:
-        data = yaml.safe_load(path.read_text()) or {}
-        if not isinstance(data, dict):
-            raise TypeError(f"{path}: the top level must be a mapping")
+        """Read *path*; ``CITYOPS_CLOUD_*`` variables win over its cloud keys, overrides over both.
+
+        Raises ``SettingsFileError`` (a ``ValueError``) naming the file and the field; fields of
+        the ``api:`` section are named ``api.<field>``.
+        """
+        data = read_mapping(path)
         api = data.pop("api", {}) or {}
-        return cls(cloud=CloudSettings(**{**data, **overrides}), api=ApiOptions(**api))
+        cloud = build(CloudSettings, path, layered(CloudSettings, data, overrides))
+        return build(cls, path, {"cloud": cloud, "api": api})

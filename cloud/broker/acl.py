@@ -8,9 +8,12 @@ from shared.topics import PREFIX, Channel
 
 class ServiceRole(StrEnum):
     INGEST = "ingest"
-    """Reads every device's events, telemetry, status and acks."""
+    """Reads every device's events, telemetry, status and acks; writes the stored-event acks."""
     OPERATOR = "operator"
     """Reads everything and writes configs and commands (the operations API)."""
+    SERVE = "serve"
+    """``cloud serve`` with its in-process ingestor: the operator's rights plus the ingestor's
+    confirmations on ``event/ack``."""
     ADMIN = "admin"
     """Reads and writes everything under the prefix (tests, tooling)."""
 
@@ -41,10 +44,16 @@ def render_acl(spec: AclSpec) -> str:
                 f"topic read {PREFIX}/+/{ch.value}"
                 for ch in (Channel.EVENT, Channel.TELEMETRY, Channel.STATUS, Channel.CMD_ACK)
             )
-        elif account.role is ServiceRole.OPERATOR:
-            lines.append(f"topic read {PREFIX}/#")
+            lines.append(f"topic write {PREFIX}/+/{Channel.EVENT_ACK.value}")
+        elif account.role in (ServiceRole.OPERATOR, ServiceRole.SERVE):
+            # Everything but the stored-event acks, which only the device itself reads.
+            lines.extend(
+                f"topic read {PREFIX}/+/{ch.value}" for ch in Channel if ch is not Channel.EVENT_ACK
+            )
             lines.append(f"topic write {PREFIX}/+/{Channel.CONFIG.value}")
             lines.append(f"topic write {PREFIX}/+/{Channel.CMD.value}")
+            if account.role is ServiceRole.SERVE:
+                lines.append(f"topic write {PREFIX}/+/{Channel.EVENT_ACK.value}")
         else:
             lines.append(f"topic readwrite {PREFIX}/#")
         lines.append("")
@@ -56,4 +65,5 @@ def render_acl(spec: AclSpec) -> str:
     )
     lines.append(f"pattern read {PREFIX}/%u/{Channel.CONFIG.value}")
     lines.append(f"pattern read {PREFIX}/%u/{Channel.CMD.value}")
+    lines.append(f"pattern read {PREFIX}/%u/{Channel.EVENT_ACK.value}")
     return "\n".join(lines) + "\n"

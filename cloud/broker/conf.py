@@ -7,10 +7,17 @@ Listeners (``per_listener_settings false``: one password file and one ACL for al
 - ``password_tls_port`` (8884, optional): TLS without client certificates, for devices with a
   password from the registry (sensor nodes that cannot keep a private key).
 - ``local_port`` (1883 on loopback, optional): cloud services on the same host (ingest, API).
+
+On the device listeners the client id is the login (``use_username_as_clientid``): a device
+cannot take over another device's session, or a service's, by guessing its client id. The local
+listener leaves client ids free, because several ingest workers share one service account
+there, so it must stay on loopback. ``max_packet_size`` fits the contract's largest message.
 """
 
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from shared.limits import MAX_PACKET_BYTES
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +54,7 @@ def _tls(p: ProductionBroker, *, client_certs: bool) -> list[str]:
         "tls_version tlsv1.2",
         f"require_certificate {'true' if client_certs else 'false'}",
         f"use_identity_as_username {'true' if client_certs else 'false'}",
+        "use_username_as_clientid true",
     ]
     if client_certs and p.crl_file is not None:
         lines.append(f"crlfile {p.crl_file}")
@@ -66,7 +74,7 @@ def render_production_conf(p: ProductionBroker) -> str:
         "autosave_interval 60",
         f"max_queued_messages {p.max_queued_messages}",
         "max_inflight_messages 100",
-        "max_packet_size 1048576",
+        f"max_packet_size {MAX_PACKET_BYTES}",
         f"log_dest {p.log_dest}",
         "log_type error",
         "log_type warning",

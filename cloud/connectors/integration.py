@@ -105,6 +105,8 @@ class Integrations:
         self.dispatcher = Dispatcher.setup(state.engine, self.dispatch)
         state.ops.add_listener(self.dispatcher.on_change)
         state.integrations = self
+        if hasattr(state, "metrics"):  # the API's ApiMetrics: source health on /metrics
+            state.metrics.watch_connectors(self.hub.health)
         inner: Callable[[Any], Any] = app.router.lifespan_context
 
         @asynccontextmanager

@@ -1,6 +1,9 @@
-"""``application/problem+json`` responses (RFC 9457) naming the field at fault."""
+"""``application/problem+json`` responses of the connector routes (``cloud.api.problems``)."""
 
 from fastapi.responses import JSONResponse
+
+from cloud.api.problems import FieldError
+from cloud.api.problems import problem as api_problem
 
 
 def problem(
@@ -10,15 +13,8 @@ def problem(
     *,
     field: str | None = None,
     headers: dict[str, str] | None = None,
+    type_: str = "about:blank",
 ) -> JSONResponse:
-    body: dict[str, object] = {
-        "type": "about:blank",
-        "title": title,
-        "status": status,
-        "detail": detail,
-    }
-    if field is not None:
-        body["errors"] = [{"field": field, "message": detail}]
-    return JSONResponse(
-        body, status_code=status, media_type="application/problem+json", headers=headers
-    )
+    """A problem with its own *title* and *field*; built by the API's one helper."""
+    errors = [FieldError(field=field, message=detail)] if field is not None else None
+    return api_problem(status, detail, errors, headers, title=title, type_=type_)

@@ -1,5 +1,6 @@
 """HTTP routes of the connectors: inbound webhooks per source, and source health."""
 
+import asyncio
 import hmac
 import json
 import logging
@@ -10,6 +11,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import JSONResponse, Response
 
+from cloud.api.deps import visible_devices
 from cloud.connectors.config import SOURCE_ID_PATTERN, WebhookSource
 from cloud.connectors.health import SourceHealthOut
 from cloud.connectors.hub import ConnectorHub, InboundGuard
@@ -17,6 +19,7 @@ from cloud.connectors.intake import Intake, IntakeResult
 from cloud.connectors.mapping import lookup
 from cloud.connectors.problems import problem
 from cloud.connectors.signing import SignatureError, verify
+from cloud.ops.roles import Principal
 from cloud.store.base import StoreUnavailableError
 
 logger = logging.getLogger(__name__)
@@ -130,9 +133,9 @@ def build_connector_router(
         status_code=202,
         response_model=IntakeResult,
         summary="Receive records from a partner system (signed webhook)",
-        responses={401: {}, 404: {}, 409: {}, 413: {}, 422: {}, 429: {}, 503: {}},
+        responses={400: {}, 401: {}, 404: {}, 409: {}, 413: {}, 422: {}, 429: {}, 503: {}},
     )
-    async def webhook(source_id: SourceId, request: Request) -> Response:
+    async def receive_webhook(source_id: SourceId, request: Request) -> Response:
         source = hub.source(source_id)
         guard = hub.guards.get(source_id)
         if not isinstance(source, WebhookSource) or guard is None:
@@ -160,7 +163,14 @@ def build_connector_router(
         summary="Health of every configured source: last success, errors, lag",
         dependencies=[Depends(d) for d in read_dependencies],
     )
-    async def sources() -> list[SourceHealthOut]:
-        return hub.health()
+    async def list_sources(request: Request) -> list[SourceHealthOut]:
+        """A department-scoped key sees the sources whose virtual device it may see."""
+        health = hub.health()
+        principal = getattr(request.state, "principal", None)
+        ctx = getattr(request.app.state, "ctx", None)
+        if not isinstance(principal, Principal) or ctx is None:
+            return health
+        allowed = await asyncio.to_thread(visible_devices, ctx, principal)
+        return [h for h in health if allowed is None or h.device_id in allowed]
 
     return router

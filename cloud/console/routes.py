@@ -135,17 +135,17 @@ async def sign_in_first(_request: Request, exc: Exception) -> Response:
 class PageAccess(Require):
     """Dependency of a page: a signed-in user (else a redirect to /login) with *permission*."""
 
-    def __call__(
+    async def __call__(
         self,
         request: Request,
         ctx: Ctx,
         credentials: Credentials,  # noqa: ARG002 - same signature as Require; keys are ignored
     ) -> Principal:
-        if session_of(request, ctx) is None:
+        if await asyncio.to_thread(session_of, request, ctx) is None:
             query = f"?{request.url.query}" if request.url.query else ""
             raise SignInRequiredError(request.url.path + query)
         # Pages are for people: only the session counts here, never an API key.
-        return super().__call__(request, ctx, None)
+        return await super().__call__(request, ctx, None)
 
 
 def _landing(principal: Principal, wanted: str) -> str:

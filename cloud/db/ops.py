@@ -102,6 +102,23 @@ class ApiKey(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime, default=None)
     last_used_at: Mapped[datetime | None] = mapped_column(UtcDateTime, default=None)
+    expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime, default=None)
+    """After this the key is refused (None: until revoked)."""
+
+
+class LiveTicket(Base):
+    """A short-lived, single-use ticket that opens one live WebSocket for an API key.
+
+    Browsers cannot set headers on a WebSocket; a ticket keeps the key itself out of the URL.
+    Kept in the database (as SHA-256) so any API worker can redeem it.
+    """
+
+    __tablename__ = "live_tickets"
+
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    key_id: Mapped[str] = mapped_column(String(16))
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+    used_at: Mapped[datetime | None] = mapped_column(UtcDateTime, default=None)
 
 
 class CommandRecord(Base):

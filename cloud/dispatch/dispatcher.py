@@ -8,7 +8,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -274,9 +274,13 @@ class Dispatcher:
         status: DeliveryStatus | None = None,
         incident_id: str | None = None,
         limit: int = 100,
+        departments: Collection[str] | None = None,
     ) -> list[DeliveryOut]:
+        """Newest first; only of *departments* when given."""
         with self.sessions() as session:
             query = select(Delivery).order_by(Delivery.id.desc()).limit(limit)
+            if departments is not None:
+                query = query.where(Delivery.department.in_(sorted(departments)))
             if status is not None:
                 query = query.where(Delivery.status == status.value)
             if incident_id is not None:

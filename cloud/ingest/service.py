@@ -29,6 +29,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from cloud.db.base import create_all
 from cloud.db.ingest import RejectReason
 from cloud.ingest.batch import Accepted, Batch, Received, Rejection
+from cloud.ingest.confirm import event_acks, refused_event
 from cloud.ingest.gc_tuning import tune_for_batches
 from cloud.ingest.hooks import EventHook
 from cloud.ingest.metrics import IngestMetrics, IngestStats
@@ -43,10 +44,12 @@ from cloud.store.base import (
     StoreUnavailableError,
 )
 from shared.clock import utcnow
+from shared.codec import encode
 from shared.commands import CommandAck
 from shared.events import Event
+from shared.limits import CONTRACT_VERSION
 from shared.telemetry import DeviceStatus, Telemetry
-from shared.topics import Channel
+from shared.topics import Channel, topic
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +101,9 @@ class Ingestor:
         self._claimed: set[str] = set()
         """Event ids of the batches being stored now (a batch skips ids another one holds)."""
         self._sql = asyncio.Lock()
+        self._contracts: dict[str, int] = {}
+        """Delivery contract per device, from its latest status (unknown: the current one)."""
+        self._group = settings.ingest.share_group
         self.prune_every_s = 60.0
         """How often remembered ids and dead letters are trimmed."""
 
@@ -125,6 +131,7 @@ class Ingestor:
         backoff = self.settings.ingest.retry_initial_s
         mqtt = self.settings.mqtt
         while not self._stop.is_set():
+            was_subscribed = False
             try:
                 self._generation += 1
                 async with connect(self.settings, self._generation) as inbox:
@@ -136,17 +143,25 @@ class Ingestor:
                         self._generation,
                     )
                     self.connected.set()
+                    was_subscribed = True
                     backoff = self.settings.ingest.retry_initial_s
                     await self._consume(inbox)
             except BrokerError as exc:
+                wait = 0.0 if was_subscribed else backoff
                 log.warning(
-                    "MQTT %s:%s: %s; reconnecting in %.1f s", mqtt.host, mqtt.port, exc, backoff
+                    "MQTT %s:%s: %s; reconnecting in %.1f s", mqtt.host, mqtt.port, exc, wait
                 )
             finally:
                 self.connected.clear()
-            if not self._stop.is_set():
-                await self._sleep(backoff)
-                backoff = min(backoff * 2, self.settings.ingest.retry_max_s)
+            if self._stop.is_set():
+                break
+            if was_subscribed:
+                # The first attempt after losing a working connection goes at once: a restarted
+                # broker does not restore shared subscriptions (Mosquitto 2.0.11), and devices
+                # reconnect within a second; every moment unsubscribed is a moment of drops.
+                continue
+            await self._sleep(backoff)
+            backoff = min(backoff * 2, self.settings.ingest.retry_max_s)
 
     async def _consume(self, inbox: Inbox) -> None:
         """Gather and validate the next batch while earlier ones are stored.
@@ -157,15 +172,8 @@ class Ingestor:
         store write and SQL commit, and an event id is handled by one batch in flight at a time.
         """
         flights: collections.deque[_Flight] = collections.deque()
-        limit = self.settings.ingest.max_batches_in_flight
         try:
-            while not self._stop.is_set() and not inbox.closed:
-                batch = await self._gather(inbox)
-                self.metrics.pending.set(inbox.pending)
-                while len(flights) >= limit:
-                    await flights.popleft().task
-                if len(batch):
-                    flights.append(self._launch(batch, inbox, flights[-1] if flights else None))
+            await self._batches(inbox, flights)
             while flights:
                 await flights.popleft().task
         except Stopped:
@@ -184,6 +192,34 @@ class Ingestor:
         if inbox.closed and not self._stop.is_set():
             raise BrokerError("disconnected from the broker")
 
+    async def _batches(self, inbox: Inbox, flights: "collections.deque[_Flight]") -> None:
+        limit = self.settings.ingest.max_batches_in_flight
+        leaving = False
+        while not inbox.closed:
+            if self._stop.is_set() and not leaving:
+                leaving = await self._leave(inbox)
+                if not leaving:
+                    return
+            batch = await self._gather(inbox, draining=leaving)
+            self.metrics.pending.set(inbox.pending)
+            while len(flights) >= limit:
+                await flights.popleft().task
+            if len(batch):
+                flights.append(self._launch(batch, inbox, flights[-1] if flights else None))
+            elif leaving:
+                return  # unsubscribed and nothing more came: the session can end
+
+    async def _leave(self, inbox: Inbox) -> bool:
+        """On stop with ``leave_on_stop`` (scale-down): leave the share group, then drain.
+
+        False: just stop (the persistent session waits for this worker to come back).
+        """
+        if not self.settings.ingest.leave_on_stop:
+            return False
+        log.info("leaving share group %s: draining, then ending the session", self._group)
+        await inbox.leave()
+        return True
+
     def _launch(self, batch: Batch, inbox: Inbox, previous: "_Flight | None") -> "_Flight":
         """Start storing *batch*; it claims its event ids unless a batch in flight holds them."""
         mine = [i for i in batch.events if i not in self._claimed]
@@ -193,22 +229,24 @@ class Ingestor:
         flight.task = asyncio.create_task(self._flush_and_prune(batch, inbox, mine, after, flight))
         return flight
 
-    async def _gather(self, inbox: Inbox) -> Batch:
+    async def _gather(self, inbox: Inbox, *, draining: bool = False) -> Batch:
         size = self.settings.ingest.batch_size
         batch = Batch()
         deadline: float | None = None
         while len(batch) < size:
             records = inbox.take(min(512, size - len(batch)))
             if not records:
-                if self._stop.is_set() or inbox.closed:
+                if (self._stop.is_set() and not draining) or inbox.closed:
                     break
                 timeout = _IDLE_WAIT_S if deadline is None else deadline - time.monotonic()
                 if timeout <= 0:
                     break
                 try:
-                    await inbox.wait(timeout)
+                    arrived = await inbox.wait(timeout)
                 except BrokerError:
                     break
+                if draining and not arrived:
+                    break  # left the group and quiet for a while: nothing more is coming
                 continue
             if deadline is None:
                 batch.started = time.monotonic()
@@ -227,6 +265,8 @@ class Ingestor:
             item = Rejection(received, RejectReason.SCHEMA, "payload", repr(exc)[:500], None)
         if isinstance(item, Accepted):
             channel = _CHANNEL_OF[type(item.message)]
+            if isinstance(item.message, DeviceStatus):
+                self._contracts[item.device_id] = item.message.contract
         else:
             channel = channel_label(received.topic)
         batch.add(item, channel)
@@ -287,7 +327,37 @@ class Ingestor:
             )
         if inbox.generation == self._generation:
             inbox.ack(batch.received)
+        self._confirm_to_devices(batch, mine, inbox)
         self._count(batch, new, telemetry, len(batch.events) - len(new))
+
+    def _confirm_to_devices(self, batch: Batch, mine: list[str], inbox: Inbox) -> None:
+        """Tell each device which of its events are now stored (delivery contract 2).
+
+        Runs after the batch's store write, its hooks and its SQL commit, so a confirmed event
+        survives any crash of this process. The ids are this batch's own (new or already
+        stored); refused ones are confirmed as refused so the device stops sending them.
+        Devices whose status says contract 1 (they delete on PUBACK) get nothing.
+        """
+        refused_sources = {id(r.received) for r in batch.rejections}
+        stored: dict[str, list[str]] = {}
+        refused: dict[str, list[str]] = {}
+        for event_id in mine:
+            event = batch.events[event_id]
+            source = batch.sources.get(id(event))
+            if source is not None and id(source) in refused_sources:
+                refused.setdefault(event.device_id, []).append(event_id)
+            else:
+                stored.setdefault(event.device_id, []).append(event_id)
+        for rejection in batch.rejections:
+            found = refused_event(rejection)
+            if found is not None:
+                refused.setdefault(found[0], []).append(found[1])
+        for device_id in stored.keys() | refused.keys():
+            if self._contracts.get(device_id, CONTRACT_VERSION) < 2:  # noqa: PLR2004
+                continue
+            for ack in event_acks(device_id, stored.get(device_id, []), refused.get(device_id, [])):
+                inbox.publish(topic(device_id, Channel.EVENT_ACK), encode(ack))
+                self.metrics.count_confirmed(len(ack.stored) + len(ack.refused))
 
     async def _store(
         self, batch: Batch, events: list[Event], telemetry: list[Telemetry]
@@ -345,8 +415,10 @@ class Ingestor:
         m.count_duplicates(known + batch.in_batch_duplicates)
         m.count_batch(time.monotonic() - batch.started)
         if new:
+            now = utcnow()
             newest = max(e.observed_at for e in new)
-            m.lag.set(max(0.0, (utcnow() - newest).total_seconds()))
+            m.lag.set(max(0.0, (now - newest).total_seconds()))
+            m.observe_lags([(now - e.observed_at).total_seconds() for e in new])
 
     # ------------------------------------------------------------------ helpers
 
@@ -359,8 +431,8 @@ class Ingestor:
                 result = await call()
             except (StoreUnavailableError, SQLAlchemyError, OSError) as exc:
                 failures += 1
-                self.metrics.count_retry()
-                if what == "store":
+                self.metrics.count_retry("store" if what.startswith("store") else "database")
+                if what.startswith("store"):
                     self.metrics.store_up.set(0)
                 if failures == 1 or failures % 10 == 0:
                     log.warning(
@@ -377,7 +449,7 @@ class Ingestor:
                     raise Stopped from exc
                 delay = min(delay * 2, self.settings.ingest.retry_max_s)
                 continue
-            if what == "store":
+            if what.startswith("store"):  # "store" and "store setup": it answers
                 self.metrics.store_up.set(1)
             if failures:
                 log.info("%s available again after %d failed attempts", what, failures)

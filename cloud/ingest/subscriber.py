@@ -30,6 +30,7 @@ from cloud.ingest.wire import (
 )
 from cloud.settings import CloudSettings
 from shared.clock import utcnow
+from shared.limits import MAX_PACKET_BYTES
 from shared.topics import Channel, shared_subscription, subscription
 
 _REFUSED = 0x80
@@ -59,6 +60,14 @@ class Inbox(Protocol):
 
     def ack(self, received: Sequence[Received]) -> None: ...
 
+    def publish(self, topic: str, payload: bytes) -> None:
+        """QoS 0 publish (stored-event acks); dropped silently if the connection is gone."""
+        ...
+
+    async def leave(self) -> None:
+        """Leave the share groups (UNSUBSCRIBE) and end the session when the connection closes."""
+        ...
+
 
 def subscriptions(settings: CloudSettings) -> list[tuple[str, int]]:
     group = settings.ingest.share_group
@@ -70,6 +79,11 @@ def subscriptions(settings: CloudSettings) -> list[tuple[str, int]]:
     # ingestor reads status directly; applying the same state twice is harmless.
     topics.append((subscription(Channel.STATUS), 1))
     return topics
+
+
+def shared_filters(settings: CloudSettings) -> list[str]:
+    """The share-group filters of ``subscriptions``: what a leaving worker unsubscribes."""
+    return [name for name, _ in subscriptions(settings) if name.startswith("$share/")]
 
 
 def _client_id(settings: CloudSettings) -> str:
@@ -96,9 +110,11 @@ async def connect(settings: CloudSettings, generation: int) -> AsyncIterator[Inb
 
 
 class WireInbox:
-    def __init__(self, session: WireSession[Received], generation: int) -> None:
+    def __init__(self, session: WireSession[Received], generation: int, filters: list[str]) -> None:
         self._session = session
         self.generation = generation
+        self._filters = filters
+        self.left = False
 
     @property
     def closed(self) -> bool:
@@ -123,6 +139,19 @@ class WireInbox:
         with contextlib.suppress(ConnectionLostError):  # the broker redelivers them
             self._session.ack([r.mid for r in received if r.qos])
 
+    def publish(self, topic: str, payload: bytes) -> None:
+        if self.closed:
+            return
+        with contextlib.suppress(ConnectionLostError):  # the device sends the event again
+            self._session.publish(topic, payload)
+
+    async def leave(self) -> None:
+        try:
+            await self._session.unsubscribe(self._filters)
+        except (ConnectionLostError, TimeoutError) as exc:
+            raise BrokerError(f"unsubscribe failed: {exc}") from exc
+        self.left = True
+
 
 @contextlib.asynccontextmanager
 async def _wire_inbox(settings: CloudSettings, generation: int) -> AsyncIterator[Inbox]:
@@ -137,6 +166,7 @@ async def _wire_inbox(settings: CloudSettings, generation: int) -> AsyncIterator
         clean_start=False,
         session_expiry_s=settings.ingest.session_expiry_s,
         receive_maximum=settings.ingest.receive_maximum,
+        maximum_packet_size=MAX_PACKET_BYTES,
         username=mqtt.username,
         password=mqtt.password.get_secret_value() if mqtt.password else None,
     )
@@ -152,7 +182,13 @@ async def _wire_inbox(settings: CloudSettings, generation: int) -> AsyncIterator
         except (ConnectionLostError, TimeoutError) as exc:
             raise BrokerError(f"subscribe failed: {exc}") from exc
         _check_granted([name for name, _ in topics], list(codes))
-        yield WireInbox(session, generation)
+        inbox = WireInbox(session, generation, shared_filters(settings))
+        try:
+            yield inbox
+        finally:
+            if inbox.left:
+                # A clean leave: the session ends now instead of holding a share for its expiry.
+                await session.close(session_expiry_s=0)
 
 
 def _check_granted(names: list[str], codes: list[int]) -> None:
@@ -165,8 +201,9 @@ def _check_granted(names: list[str], codes: list[int]) -> None:
 
 
 class AiomqttInbox:
-    def __init__(self, client: aiomqtt.Client, generation: int) -> None:
+    def __init__(self, client: aiomqtt.Client, generation: int, filters: list[str]) -> None:
         self._client = client
+        self._filters = filters
         self._queue: asyncio.Queue[aiomqtt.Message] = client._queue  # noqa: SLF001
         self._disconnected: asyncio.Future[None] = client._disconnected  # noqa: SLF001
         self._disconnected.add_done_callback(_retrieve)
@@ -222,6 +259,17 @@ class AiomqttInbox:
             if r.qos:
                 paho.ack(r.mid, r.qos)
 
+    def publish(self, topic: str, payload: bytes) -> None:
+        if not self.closed:
+            self._client._client.publish(topic, payload, qos=0)  # noqa: SLF001
+
+    async def leave(self) -> None:
+        # aiomqtt cannot send a session expiry with DISCONNECT: the session expires on its own.
+        try:
+            await self._client.unsubscribe(self._filters)
+        except aiomqtt.MqttError as exc:
+            raise BrokerError(f"unsubscribe failed: {exc}") from exc
+
 
 def _retrieve(future: "asyncio.Future[None]") -> None:
     """Mark the disconnect reason as seen (the service reports it as ``BrokerError``)."""
@@ -236,6 +284,7 @@ async def _aiomqtt_inbox(settings: CloudSettings, generation: int) -> AsyncItera
     props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
     props.SessionExpiryInterval = settings.ingest.session_expiry_s
     props.ReceiveMaximum = settings.ingest.receive_maximum
+    props.MaximumPacketSize = MAX_PACKET_BYTES
     client = aiomqtt.Client(
         mqtt.host,
         mqtt.port,
@@ -258,6 +307,6 @@ async def _aiomqtt_inbox(settings: CloudSettings, generation: int) -> AsyncItera
                 [name for name, _ in topics],
                 [int(getattr(code, "value", 0)) for code in codes],
             )
-            yield AiomqttInbox(client, generation)
+            yield AiomqttInbox(client, generation, shared_filters(settings))
     except aiomqtt.MqttError as exc:
         raise BrokerError(str(exc)) from exc

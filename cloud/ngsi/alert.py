@@ -11,6 +11,25 @@ Form = Literal["normalized", "keyValues"]
 ALERT_CATEGORIES: Final = frozenset(
     {"traffic", "naturalDisaster", "weather", "environment", "health", "security", "agriculture"}
 )
+ALERT_SUBCATEGORIES: Final = frozenset(
+    {
+        "airPollution", "assault", "asthmaAttack", "avalancheRisk", "avalanches", "bacteria",
+        "badSeaState", "bikerOnRoad", "buildingFire", "bumpedPatient", "carAccident",
+        "carStopped", "carWrongDirection", "civilDisorder", "coastalEvent", "coldWave",
+        "crowdRisk", "earthquake", "fallenPatient", "fertilisation", "fireRisk", "flood",
+        "floodRisk", "fog", "forestFire", "fungus", "hazardOnRoad", "heartAttack", "heatWave",
+        "highAtmosphericPressure", "highHumidity", "highTemperature", "hurricane", "ice",
+        "injuredBiker", "insect", "irrigation", "lowAtmosphericPressure", "lowHumidity",
+        "lowTemperature", "microbe", "mite", "nematodes", "noxiousWeed", "pedestrianOnRoad",
+        "pollenConcentration", "pothole", "rain_flood", "rainfall", "roadClosed", "roadWorks",
+        "robbery", "rodent", "snail", "snow", "snow/ice", "snow_ice", "suspiciousAction",
+        "thunderstorms", "tornado", "trafficJam", "tramApproaching", "tropicalCyclone",
+        "tsunami", "virus", "waterPollution", "wind",
+    }
+)  # fmt: skip
+"""``subCategory`` values upstream dataModel.Alert allows (its list and the weather alerts of
+dataModel.Weather); the tests compare this with the upstream schema."""
+_SUB_BY_FOLDED: Final = {s.casefold(): s for s in ALERT_SUBCATEGORIES}
 _KIND_CATEGORY: Final[dict[EventKind, tuple[str, str | None]]] = {
     EventKind.ILLEGAL_PARKING: ("traffic", "carStopped"),
     EventKind.ABANDONED_OBJECT: ("security", "suspiciousAction"),
@@ -43,8 +62,19 @@ def category_of(event: Event) -> tuple[str, str | None]:
         sub = None
     wanted_sub = event.attributes.get("alert_sub")
     if isinstance(wanted_sub, str) and wanted_sub:
-        sub = wanted_sub
+        sub = allowed_subcategory(wanted_sub)
     return category, sub
+
+
+def allowed_subcategory(value: str) -> str | None:
+    """*value* as an allowed ``subCategory`` (matched ignoring case), or None to omit it."""
+    return _SUB_BY_FOLDED.get(value.strip().casefold())
+
+
+def _source_sub(event: Event, sub: str | None) -> dict[str, str]:
+    """A connector's own sub-category that upstream does not allow stays readable in ``data``."""
+    wanted = event.attributes.get("alert_sub")
+    return {"sourceSubCategory": wanted} if isinstance(wanted, str) and wanted != sub else {}
 
 
 def alert_id(event_id: str) -> str:
@@ -74,6 +104,7 @@ def event_to_alert(
             "objects": len(event.objects),
             **({"zoneId": event.zone_id} if event.zone_id else {}),
             **({"cameraId": event.camera_id} if event.camera_id else {}),
+            **_source_sub(event, sub),
         },
     }
     if sub is not None:

@@ -104,7 +104,9 @@ def device_to_entity(
         "type": "Device",
         "name": device.id,
         "controlledProperty": controlled_properties(device),
-        "category": ["sensor"] if device.is_sensor else ["sensor", "multimedia"],
+        # Upstream replaces the raw ``category`` with ``deviceCategory`` (it clashed with other
+        # models' ``category``, e.g. Alert's, in a shared @context).
+        "deviceCategory": ["sensor"] if device.is_sensor else ["sensor", "multimedia"],
         "deviceState": state,
         "supportedProtocol": ["mqtt"],
         "dataProvider": DATA_PROVIDER,

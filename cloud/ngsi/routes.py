@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from cloud.api.problems import ngsi_type
 from cloud.connectors.config import SOURCE_ID_PATTERN, NgsiLdSource
 from cloud.connectors.hub import ConnectorHub
 from cloud.connectors.problems import problem
@@ -26,6 +27,21 @@ from cloud.store.base import EventQuery, EventStore
 
 logger = logging.getLogger(__name__)
 _CONTEXT_REL = 'rel="http://www.w3.org/ns/json-ld#context"; type="application/ld+json"'
+_ENTITY: dict[str, Any] = {
+    "type": "object",
+    "required": ["id", "type"],
+    "properties": {"id": {"type": "string"}, "type": {"type": "string"}},
+}
+
+
+def _ok(schema: dict[str, Any], what: str) -> dict[int | str, dict[str, Any]]:
+    """An NGSI-LD 200: ``application/ld+json`` with ``@context``, or JSON with a Link header."""
+    return {
+        200: {
+            "description": what,
+            "content": {LD_JSON: {"schema": schema}, "application/json": {"schema": schema}},
+        }
+    }
 
 
 def _form(options: str | None) -> Form:
@@ -44,11 +60,11 @@ def _entities(body: Any, request: Request, context_url: str) -> Response:
 
 
 def _bad(detail: str, field: str) -> Response:
-    return problem(400, "BadRequestData", detail, field=field)
+    return problem(400, "BadRequestData", detail, field=field, type_=ngsi_type(400))
 
 
 def _not_found(detail: str, field: str) -> Response:
-    return problem(404, "ResourceNotFound", detail, field=field)
+    return problem(404, "ResourceNotFound", detail, field=field, type_=ngsi_type(404))
 
 
 def _refusal(hub: ConnectorHub, source: NgsiLdSource, request: Request) -> Response | None:
@@ -76,7 +92,7 @@ def _notification_data(body: bytes) -> list[Any]:
 async def receive_notification(hub: ConnectorHub, source_id: str, request: Request) -> Response:
     source = hub.source(source_id)
     if not isinstance(source, NgsiLdSource) or source_id not in hub.guards:
-        return problem(404, "Not found", f"no ngsi_ld source {source_id}", field="source_id")
+        return _not_found(f"no ngsi_ld source {source_id}", "source_id")
     refused = _refusal(hub, source, request)
     if refused is not None:
         return refused
@@ -88,7 +104,7 @@ async def receive_notification(hub: ConnectorHub, source_id: str, request: Reque
         data = _notification_data(body)
     except (ValueError, TypeError) as exc:
         intake.health.error(f"bad notification: {exc}")
-        return problem(400, "Bad request", f"not an NGSI-LD notification: {exc}", field="data")
+        return _bad(f"not an NGSI-LD notification: {exc}", "data")
     records = [to_key_values(e) if isinstance(e, dict) else e for e in data]
     return await ingest_response(intake, records, status=200)
 
@@ -123,7 +139,7 @@ class _Sources:
             if sessions is not None:
                 with sessions() as session:
                     rows = session.execute(select(Device.id, Device.department)).all()
-                allowed = frozenset(d for d, dept in rows if dept and principal.sees(dept))
+                allowed = frozenset(d for d, dept in rows if principal.sees(dept))
         return _Sources(store, sessions, allowed)
 
     def _visible(self, device: str) -> bool:
@@ -203,7 +219,8 @@ def build_ngsi_router(
         "/entities",
         summary="Alert or Device entities (normalized, or options=keyValues)",
         dependencies=guarded,
-        responses={400: {}},
+        response_class=JSONResponse,
+        responses={**_ok({"type": "array", "items": _ENTITY}, "Entities"), 400: {}},
     )
     async def entities(
         request: Request,
@@ -230,7 +247,8 @@ def build_ngsi_router(
         "/entities/{entity_id}",
         summary="One Alert (urn:ngsi-ld:Alert:<event id>) or Device (urn:ngsi-ld:Device:<id>)",
         dependencies=guarded,
-        responses={400: {}, 404: {}},
+        response_class=JSONResponse,
+        responses={**_ok(_ENTITY, "The entity"), 400: {}, 404: {}},
     )
     async def entity(
         request: Request,
@@ -243,14 +261,14 @@ def build_ngsi_router(
     @router.post(
         "/notify/{source_id}",
         summary="Receive an NGSI-LD notification from a context broker (ngsi_ld source)",
-        responses={401: {}, 404: {}, 422: {}, 429: {}, 503: {}},
+        responses={400: {}, 401: {}, 404: {}, 413: {}, 422: {}, 429: {}, 503: {}},
     )
     async def notify(
         request: Request,
         source_id: Annotated[str, Path(pattern=SOURCE_ID_PATTERN)],
     ) -> Response:
         if hub is None:
-            return problem(404, "Not found", "no connector sources configured", field="source_id")
+            return _not_found("no connector sources configured", "source_id")
         return await receive_notification(hub, source_id, request)
 
     return router

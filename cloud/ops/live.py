@@ -72,10 +72,12 @@ class Subscription:
 
     def visible(self, message: LiveMessage) -> bool:
         if message.type is LiveType.INCIDENT:
-            department = message.department
-        else:
-            department = self.device_departments.get(message.device_id)
-        return self.principal.sees(department) and self.filter.accepts(message)
+            seen = self.principal.sees(message.department)
+        elif message.device_id in self.device_departments:
+            seen = self.principal.sees(self.device_departments[message.device_id])
+        else:  # a device not (yet) in the registry: its department is unknown
+            seen = self.principal.all_departments
+        return seen and self.filter.accepts(message)
 
     def offer(self, message: LiveMessage) -> None:
         if not self.visible(message):

@@ -1,6 +1,7 @@
 """Roles, permissions and the authenticated principal with its department scope."""
 
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 from typing import Final
 
@@ -70,6 +71,8 @@ class Principal:
     name: str
     role: Role
     departments: frozenset[str]
+    expires_at: datetime | None = None
+    """When the credential stops working (None: until revoked)."""
 
     def can(self, permission: Permission) -> bool:
         return permission in ROLE_PERMISSIONS[self.role]

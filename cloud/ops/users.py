@@ -74,6 +74,12 @@ def principal_of_user(row: User) -> Principal:
     )
 
 
+def user_principal(session: Session, username: str) -> Principal | None:
+    """The user's principal as it is now (None once disabled or removed): for open streams."""
+    row = session.get(User, username)
+    return None if row is None or row.disabled_at is not None else principal_of_user(row)
+
+
 def create_user(  # noqa: PLR0917 - the fields of one account
     session: Session,
     username: str,

@@ -65,7 +65,7 @@ class Cursor:
             value = int(ts)
         except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
             raise error from exc
-        if not sep or len(event_id) > 64:  # noqa: PLR2004
+        if not sep or len(event_id) > 64 or not 0 <= value < 2**63:  # noqa: PLR2004
             raise error
         return cls(ts=value, event_id=event_id)
 

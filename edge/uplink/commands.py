@@ -5,8 +5,9 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol, runtime_checkable
 
-from edge.uplink.roles import DeviceRoles
+from edge.uplink.roles import DeviceRoles, SnapshotSource
 from shared.clock import utcnow
 from shared.codec import decode
 from shared.commands import Command, CommandAck, CommandName
@@ -58,6 +59,19 @@ def _version_of(payload: bytes) -> int | None:
     except (ValueError, AttributeError):
         return None
     return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+
+@runtime_checkable
+class DebugSnapshotSource(Protocol):
+    def debug_jpeg(self, camera_id: str | None = None) -> bytes | None: ...
+
+
+def _take(source: SnapshotSource, command: Command) -> bytes | None:
+    if command.name is not CommandName.DEBUG_SNAPSHOT:
+        return source.latest_jpeg(command.camera_id)
+    if not isinstance(source, DebugSnapshotSource):
+        raise ValueError("name: this agent has no debug view")  # noqa: TRY004 - an answer
+    return source.debug_jpeg(command.camera_id)
 
 
 class CommandDispatcher:
@@ -150,7 +164,7 @@ class CommandDispatcher:
                 command_id=command.id,
                 message=f"device_id: command is for {command.device_id!r}",
             )
-        if command.name is CommandName.SNAPSHOT:
+        if command.name in {CommandName.SNAPSHOT, CommandName.DEBUG_SNAPSHOT}:
             return self._snapshot(command)
         if command.name is CommandName.RELOAD:
             return self._reload(command)
@@ -163,7 +177,10 @@ class CommandDispatcher:
 
     def _snapshot(self, command: Command) -> CommandAck:
         source = self.roles.snapshot
-        jpeg = None if source is None else source.latest_jpeg(command.camera_id)
+        try:
+            jpeg = None if source is None else _take(source, command)
+        except ValueError as exc:  # e.g. no face model: no image may leave
+            return self._ack(command.name, ok=False, command_id=command.id, message=str(exc))
         if jpeg is None:
             return self._ack(
                 command.name, ok=False, command_id=command.id, message="camera_id: no frame yet"

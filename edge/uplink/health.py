@@ -71,6 +71,7 @@ class TelemetryBuilder:
             outbox_depth=outbox.depth,
             dropped_events=outbox.dropped_events,
             dropped_telemetry=outbox.dropped_telemetry,
+            dead_letters=outbox.dead_letters,
             cameras=list(pipe.cameras),
             firmware=self.firmware,
         )

@@ -1,10 +1,15 @@
 """``MqttUplink``: the device's MQTT 5 link (paho), fed from the durable outbox.
 
 One thread owns the connection and does everything in turn: network I/O (``client.loop``),
-PUBACKs -> outbox deletes, incoming config and commands, telemetry, refilling the QoS 1 window
-from the outbox, oldest first. A fresh paho client per connection attempt means nothing is
-queued inside paho: the outbox is the only queue, so a message is re-sent only when its PUBACK
-was lost.
+PUBACKs, the cloud's ``EventAck`` -> outbox deletes, incoming config and commands, telemetry,
+refilling the QoS 1 window from the outbox (oldest first), and sending again what the cloud has
+not confirmed in ``confirm_timeout_s``. A fresh paho client per connection attempt means nothing
+is queued inside paho: the outbox is the only queue.
+
+Flow control follows the broker's CONNACK: at most its Receive Maximum publishes in flight, and a
+message larger than its Maximum Packet Size (which paho ignores) is moved to the outbox's dead
+letters instead of being sent (the broker would drop the connection, again and again). Every
+lost connection, accepted or not, is followed by a jittered back-off.
 """
 
 import logging
@@ -12,7 +17,7 @@ import random
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import paho.mqtt.client as mqtt
@@ -24,14 +29,16 @@ from paho.mqtt.reasoncodes import ReasonCode
 from edge.uplink.backoff import backoff_delay
 from edge.uplink.commands import CommandDispatcher
 from edge.uplink.health import TelemetryBuilder, read_system
-from edge.uplink.outbox import MessageKind, Outbox, OutboxMessage
+from edge.uplink.outbox import MessageKind, Outbox, OutboxMessage, OutboxRow
 from edge.uplink.roles import DeviceRoles
 from edge.uplink.settings import UplinkSettings
+from shared.acks import EventAck
 from shared.clock import utcnow
-from shared.codec import encode
+from shared.codec import decode, encode
 from shared.commands import CommandAck
-from shared.errors import TopicError
+from shared.errors import ContractError, TopicError
 from shared.events import Event
+from shared.limits import CONTRACT_VERSION
 from shared.telemetry import DeviceState, DeviceStatus
 from shared.topics import Channel, parse, subscription, topic
 
@@ -41,6 +48,10 @@ _CONNACK_TIMEOUT_S = 10.0
 _GOODBYE_TIMEOUT_S = 2.0
 _IDLE_LOOP_S = 0.05
 _BUSY_LOOP_S = 0.002
+_STABLE_S = 10.0
+"""A connection that lasted this long resets the reconnect back-off."""
+_RESERVED_INFLIGHT = 2
+"""Slots of the broker's Receive Maximum kept for status and command acks."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +72,37 @@ class UplinkCounters:
     published: int
     acked: int
     rejected: int
+    confirmed: int = 0
+    """Events the cloud confirmed as stored (delivery ``stored``)."""
+    resent: int = 0
+    """Events sent again because no confirmation came in ``confirm_timeout_s``."""
+    dead_lettered: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class _Sent:
+    seq: int
+    kind: MessageKind
+    message_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerLimits:
+    """What the broker's CONNACK allows (MQTT 5 defaults when it says nothing)."""
+
+    receive_maximum: int = 65_535
+    maximum_packet_size: int | None = None
+
+
+def publish_size(topic_name: str, payload_len: int) -> int:
+    """Bytes of a QoS 1 MQTT 5 PUBLISH without properties, as the broker counts them."""
+    body = 2 + len(topic_name.encode()) + 2 + 1 + payload_len
+    header = 1
+    for limit in (128, 16_384, 2_097_152, 268_435_456):
+        header += 1
+        if body < limit:
+            break
+    return header + body
 
 
 def check_tls_files(settings: UplinkSettings) -> None:
@@ -85,6 +127,7 @@ class MqttUplink:
         *,
         software: str | None = None,
         rng: random.Random | None = None,
+        on_delivered: Callable[[Sequence[str]], None] | None = None,
     ) -> None:
         self.settings = settings
         self.device_id = device_id
@@ -107,6 +150,16 @@ class MqttUplink:
         self._telemetry_interval = settings.telemetry_interval_s
         self._next_telemetry = time.monotonic() + self._telemetry_interval
         self._connects = self._published = self._acked = self._rejected = 0
+        self._confirmed = self._resent = self._dead_lettered = 0
+        self._stored_mode = settings.delivery == "stored"
+        self._ack_topic = topic(device_id, Channel.EVENT_ACK)
+        self._limits = BrokerLimits()
+        self._window = settings.max_inflight
+        self._on_delivered = on_delivered
+        """Told (on the uplink thread) the ids of events that left the outbox as delivered:
+        on their PUBACK (``delivery: broker``) or the cloud's confirmation (``stored``)."""
+        self._awaiting: dict[str, tuple[int, float]] = {}
+        """Event id -> (outbox seq, when last sent), oldest first: waiting for the cloud."""
 
     # ------------------------------------------------------------------------- public API
 
@@ -165,7 +218,20 @@ class MqttUplink:
         return True
 
     def counters(self) -> UplinkCounters:
-        return UplinkCounters(self._connects, self._published, self._acked, self._rejected)
+        return UplinkCounters(
+            self._connects,
+            self._published,
+            self._acked,
+            self._rejected,
+            self._confirmed,
+            self._resent,
+            self._dead_lettered,
+        )
+
+    @property
+    def limits(self) -> BrokerLimits:
+        """The broker's limits from the last CONNACK."""
+        return self._limits
 
     # ------------------------------------------------------------------------- the thread
 
@@ -174,25 +240,26 @@ class MqttUplink:
         try:
             while not self._stop.is_set():
                 client = self._connect()
-                if client is None:
-                    delay = backoff_delay(
-                        attempt,
-                        self.settings.backoff_initial_s,
-                        self.settings.backoff_max_s,
-                        self._rng,
-                    )
-                    attempt += 1
-                    logger.info("reconnecting in %.1f s (attempt %d)", delay, attempt)
-                    self._idle(delay)
-                    continue
-                attempt = 0
-                try:
-                    self._serve(client)
-                except Exception:
-                    # E.g. a full disk under the outbox: log it, drop the link, try again later.
-                    logger.exception("uplink failed; reconnecting")
-                    client.disconnect()
-                    self._idle(self.settings.backoff_max_s)
+                if client is not None:
+                    started = time.monotonic()
+                    try:
+                        self._serve(client)
+                    except Exception:
+                        # E.g. a full disk under the outbox: log it, drop the link, try later.
+                        logger.exception("uplink failed; reconnecting")
+                        client.disconnect()
+                    if self._stop.is_set():
+                        return
+                    if time.monotonic() - started >= _STABLE_S:
+                        attempt = 0
+                # Also after a connection the broker accepted and then dropped (a client id in
+                # use twice, a broker restart): without it, that is a reconnect storm.
+                delay = backoff_delay(
+                    attempt, self.settings.backoff_initial_s, self.settings.backoff_max_s, self._rng
+                )
+                attempt += 1
+                logger.info("reconnecting in %.1f s (attempt %d)", delay, attempt)
+                self._idle(delay)
         finally:
             self._connected.clear()
 
@@ -213,6 +280,7 @@ class MqttUplink:
                 ts=utcnow(),
                 software=self.software,
                 config_version=self.dispatcher.config_version,
+                contract=CONTRACT_VERSION if self._stored_mode else 1,
             )
         )
 
@@ -281,13 +349,28 @@ class MqttUplink:
         logger.info(
             "connected to %s:%d as %s", self.settings.host, self.settings.port, self._client_id
         )
-        for channel in (Channel.CONFIG, Channel.CMD):
+        channels = [Channel.CONFIG, Channel.CMD]
+        if self._stored_mode:
+            channels.append(Channel.EVENT_ACK)
+        for channel in channels:
             client.subscribe(subscription(channel, self.device_id), qos=1)
+        # Never more in flight than the broker's Receive Maximum ([MQTT-4.9.0-2]); Mosquitto
+        # does not enforce it for QoS 1, so the uplink must.
+        receive_maximum = self._limits.receive_maximum
+        # paho refuses max_inflight_messages_set once connected, and the limit is only known
+        # now; what paho holds back beyond it is a status or a command ack, never the outbox's.
+        client._max_inflight_messages = min(  # noqa: SLF001
+            receive_maximum, self.settings.max_inflight + _RESERVED_INFLIGHT
+        )
+        self._window = max(1, min(self.settings.max_inflight, receive_maximum - _RESERVED_INFLIGHT))
         client.publish(
             topic(self.device_id, Channel.STATUS), self._status(DeviceState.ONLINE), 1, retain=True
         )
         self._connected.set()
-        inflight: dict[int, int] = {}
+        inflight: dict[int, _Sent] = {}
+        # After a reconnect nothing is known of what the broker held: every unconfirmed event
+        # goes again, oldest first (the cloud drops a copy it already stored, and confirms it).
+        self._awaiting.clear()
         cursor = 0
         flush_deadline: float | None = None
         try:
@@ -306,42 +389,124 @@ class MqttUplink:
                     if self.outbox.depth == 0 or time.monotonic() >= flush_deadline:
                         self._goodbye(client)
                         return
+                self._resend_overdue(client, inflight)
                 cursor = self._pump(client, inflight, cursor)
         finally:
             self._connected.clear()
 
-    def _pump(self, client: mqtt.Client, inflight: dict[int, int], cursor: int) -> int:
-        free = self.settings.max_inflight - len(inflight)
+    def _free(self, inflight: dict[int, _Sent]) -> int:
+        free = self._window - len(inflight)
+        if self._stored_mode:
+            free = min(free, self.settings.max_unconfirmed - len(self._awaiting))
+        return free
+
+    def _pump(self, client: mqtt.Client, inflight: dict[int, _Sent], cursor: int) -> int:
+        free = self._free(inflight)
         if free <= 0:
             return cursor
         for row in self.outbox.peek(after_seq=cursor, limit=free):
-            info = client.publish(row.topic, row.payload, qos=1)
-            if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+            if not self._send(client, row, inflight):
                 break
-            inflight[info.mid] = row.seq
             cursor = row.seq
-            self._published += 1
         return cursor
 
-    def _settle(self, inflight: dict[int, int]) -> None:
+    def _resend_overdue(self, client: mqtt.Client, inflight: dict[int, _Sent]) -> None:
+        """Send again (same id) the events the cloud has not confirmed in time, oldest first."""
+        free = self._window - len(inflight)
+        if not self._awaiting or free <= 0:
+            return
+        cutoff = time.monotonic() - self.settings.confirm_timeout_s
+        overdue: list[tuple[str, int]] = []
+        for event_id, (seq, sent_at) in self._awaiting.items():  # oldest sent first
+            if sent_at > cutoff or len(overdue) >= free:
+                break
+            overdue.append((event_id, seq))
+        if not overdue:
+            return
+        still = {row.seq: row for row in self.outbox.rows([seq for _, seq in overdue])}
+        for event_id, seq in overdue:
+            del self._awaiting[event_id]  # _send puts it back at the end, with a new time
+            row = still.get(seq)
+            if row is None:
+                continue  # confirmed meanwhile
+            if not self._send(client, row, inflight):
+                self._awaiting[event_id] = (seq, time.monotonic())
+                break
+            self._resent += 1
+        logger.info("sent %d unconfirmed event(s) again", len(still))
+
+    def _send(self, client: mqtt.Client, row: OutboxRow, inflight: dict[int, _Sent]) -> bool:
+        """Publish one outbox row (True), or move it to the dead letters if it can never go."""
+        limit = self._limits.maximum_packet_size
+        size = publish_size(row.topic, len(row.payload))
+        if limit is not None and size > limit:
+            logger.error(
+                "message %d (%s, id %s) is %d bytes, over the broker's maximum packet size of "
+                "%d: moved to the outbox's dead letters",
+                row.seq,
+                row.kind.value,
+                row.message_id,
+                size,
+                limit,
+            )
+            self.outbox.dead_letter(row.seq, f"packet of {size} bytes > broker maximum {limit}")
+            self._dead_lettered += 1
+            return True
+        info = client.publish(row.topic, row.payload, qos=1)
+        if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+            return False
+        inflight[info.mid] = _Sent(row.seq, row.kind, row.message_id)
+        if self._stored_mode and row.kind is MessageKind.EVENT and row.message_id is not None:
+            self._awaiting[row.message_id] = (row.seq, time.monotonic())
+        self._published += 1
+        return True
+
+    def _settle(self, inflight: dict[int, _Sent]) -> None:
         done: list[int] = []
         refused: list[int] = []
+        delivered: list[str] = []
         while self._acks:
             ack = self._acks.popleft()
-            seq = inflight.pop(ack.mid, None)
-            if seq is None:
+            sent = inflight.pop(ack.mid, None)
+            if sent is None:
                 continue  # status or command ack, not from the outbox
             if ack.reason >= 0x80:  # noqa: PLR2004 - MQTT 5: reason codes >= 0x80 are failures
-                logger.error("broker refused message %d with reason code %d", seq, ack.reason)
-                refused.append(seq)
-            else:
-                done.append(seq)
+                logger.error("broker refused message %d with reason code %d", sent.seq, ack.reason)
+                refused.append(sent.seq)
+                if sent.message_id is not None:
+                    self._awaiting.pop(sent.message_id, None)
+            elif not (self._stored_mode and sent.kind is MessageKind.EVENT):
+                done.append(sent.seq)  # an event in "stored" mode waits for the cloud instead
+                if sent.kind is MessageKind.EVENT and sent.message_id is not None:
+                    delivered.append(sent.message_id)
         if done:
             self.outbox.ack(done)
             self._acked += len(done)
+        if delivered and self._on_delivered is not None:
+            self._on_delivered(delivered)
         if refused:
             self.outbox.reject(refused)
             self._rejected += len(refused)
+
+    def _on_event_ack(self, payload: bytes) -> None:
+        try:
+            ack = decode(EventAck, payload)
+        except ContractError as exc:
+            logger.warning("ignored an unreadable event ack: %s", exc)
+            return
+        if ack.device_id != self.device_id:
+            logger.warning("ignored an event ack for %r", ack.device_id)
+            return
+        for event_id in (*ack.stored, *ack.refused):
+            self._awaiting.pop(event_id, None)
+        self._confirmed += self.outbox.confirm(ack.stored)
+        if ack.stored and self._on_delivered is not None:
+            self._on_delivered(ack.stored)
+        if ack.refused:
+            logger.error(
+                "the cloud refused %d event(s) for good: %s", len(ack.refused), ack.refused
+            )
+            self._rejected += self.outbox.confirm(ack.refused, refused=True)
 
     def _handle_inbox(self, client: mqtt.Client) -> None:
         while self._inbox:
@@ -350,6 +515,9 @@ class MqttUplink:
                 channel = parse(msg.topic).channel
             except TopicError:
                 logger.warning("ignored message on %r", msg.topic[:128])
+                continue
+            if channel is Channel.EVENT_ACK:
+                self._on_event_ack(msg.payload)
                 continue
             ack: CommandAck | None
             if channel is Channel.CONFIG:
@@ -421,11 +589,17 @@ class MqttUplink:
         _userdata: object,
         flags: mqtt.ConnectFlags,
         reason: ReasonCode,
-        _props: Properties | None,
+        props: Properties | None,
     ) -> None:
         self._connack = reason
         if not reason.is_failure:
             logger.debug("CONNACK session_present=%s", flags.session_present)
+            receive_maximum = getattr(props, "ReceiveMaximum", None) if props else None
+            packet_size = getattr(props, "MaximumPacketSize", None) if props else None
+            self._limits = BrokerLimits(
+                receive_maximum=int(receive_maximum or 65_535),
+                maximum_packet_size=None if packet_size is None else int(packet_size),
+            )
 
     def _on_disconnect(
         self,

@@ -1,4 +1,9 @@
-"""The durable outbox: SQLite (WAL, fsync on commit); a message leaves it only after its PUBACK.
+"""The durable outbox: SQLite (WAL, fsync on commit).
+
+An event leaves it when the cloud confirms it stored it (``confirm``, delivery contract 2), or on
+its PUBACK with ``uplink.delivery: broker`` (contract 1); telemetry leaves on its PUBACK. A
+message the broker can never take (larger than its Maximum Packet Size) is moved to the
+``dead_letters`` table, so the messages behind it flow.
 
 Drop order when a bound is hit: expired messages, then telemetry, then events from low to high
 severity; oldest first within each class. Every drop is counted, across restarts.
@@ -35,7 +40,19 @@ CREATE TABLE IF NOT EXISTS outbox (
 );
 CREATE INDEX IF NOT EXISTS outbox_drop_order ON outbox (priority, seq);
 CREATE INDEX IF NOT EXISTS outbox_age ON outbox (created_at);
+CREATE INDEX IF NOT EXISTS outbox_message_id ON outbox (message_id);
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS dead_letters (
+    seq        INTEGER PRIMARY KEY,
+    kind       TEXT    NOT NULL,
+    topic      TEXT    NOT NULL,
+    payload    BLOB    NOT NULL,
+    size       INTEGER NOT NULL,
+    message_id TEXT,
+    created_at REAL    NOT NULL,
+    moved_at   REAL    NOT NULL,
+    reason     TEXT    NOT NULL
+);
 """
 
 
@@ -83,6 +100,17 @@ class OutboxStats:
     dropped_telemetry: int
     rejected: int
     """Messages the broker refused (e.g. reason code 135, not authorised): never retried."""
+    dead_letters: int = 0
+    """Messages moved to the ``dead_letters`` table (e.g. too large for the broker)."""
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    seq: int
+    kind: str
+    message_id: str | None
+    size: int
+    reason: str
 
 
 class Outbox:
@@ -158,9 +186,71 @@ class Outbox:
                 for seq, kind, topic, payload, mid in cur.fetchall()
             ]
 
+    def rows(self, seqs: Sequence[int]) -> list[OutboxRow]:
+        """The rows of *seqs* still in the outbox (to send again), oldest first."""
+        if not seqs:
+            return []
+        marks = ",".join("?" * len(seqs))
+        with self._lock:
+            cur = self._db.execute(
+                "SELECT seq, kind, topic, payload, message_id FROM outbox "  # noqa: S608 - marks only
+                f"WHERE seq IN ({marks}) ORDER BY seq",
+                list(seqs),
+            )
+            return [
+                OutboxRow(seq, MessageKind(kind), topic, bytes(payload), mid)
+                for seq, kind, topic, payload, mid in cur.fetchall()
+            ]
+
     def ack(self, seqs: Sequence[int]) -> None:
         """The broker acknowledged these: delete them (one transaction)."""
         self._delete(seqs)
+
+    def confirm(self, message_ids: Sequence[str], *, refused: bool = False) -> int:
+        """The cloud stored (or, *refused*, refused for good) these events: delete them by id.
+
+        Returns how many were still here; refused ones are counted like broker refusals.
+        """
+        if not message_ids:
+            return 0
+        with self._lock:
+            seqs = [
+                row[0]
+                for mid in message_ids
+                for row in self._db.execute(
+                    "SELECT seq FROM outbox WHERE message_id = ?", (mid,)
+                ).fetchall()
+            ]
+        if refused:
+            self.reject(seqs)
+        else:
+            self._delete(seqs)
+        return len(seqs)
+
+    def dead_letter(self, seq: int, reason: str) -> bool:
+        """Move a message the broker can never take out of the queue, with the reason."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                moved = self._db.execute(
+                    "INSERT INTO dead_letters (seq, kind, topic, payload, size, message_id, "
+                    "created_at, moved_at, reason) SELECT seq, kind, topic, payload, size, "
+                    "message_id, created_at, ?, ? FROM outbox WHERE seq = ?",
+                    (self._clock(), reason, seq),
+                ).rowcount
+                if moved:
+                    self._delete_locked([seq])
+                    self._bump("dead_letters", 1)
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                self._reload_totals()
+                raise
+        return bool(moved)
+
+    def dead_letters(self) -> list[DeadLetter]:
+        with self._lock:
+            return _dead_letters(self._db)
 
     def reject(self, seqs: Sequence[int]) -> None:
         """The broker refused these for good: delete and count them."""
@@ -305,7 +395,27 @@ def _stats(db: sqlite3.Connection, now: float) -> OutboxStats:
         dropped_events=int(counters.get("dropped_events", 0)),
         dropped_telemetry=int(counters.get("dropped_telemetry", 0)),
         rejected=int(counters.get("rejected", 0)),
+        dead_letters=int(counters.get("dead_letters", 0)),
     )
+
+
+def _dead_letters(db: sqlite3.Connection) -> list[DeadLetter]:
+    cur = db.execute("SELECT seq, kind, message_id, size, reason FROM dead_letters ORDER BY seq")
+    return [DeadLetter(*row) for row in cur.fetchall()]
+
+
+def read_dead_letters(path: Path) -> list[DeadLetter]:
+    """Dead letters of an outbox file another process may be writing."""
+    if not path.exists():
+        raise FileNotFoundError(f"no outbox at {path}")
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None, timeout=30)
+    try:
+        has = db.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'dead_letters'"
+        ).fetchone()
+        return _dead_letters(db) if has else []
+    finally:
+        db.close()
 
 
 def read_stats(path: Path) -> OutboxStats:

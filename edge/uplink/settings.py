@@ -1,7 +1,7 @@
 """Uplink settings: broker address, credentials, TLS, the durable outbox and its bounds."""
 
 from pathlib import Path
-from typing import Self
+from typing import Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
@@ -65,6 +65,26 @@ class UplinkSettings(BaseModel):
     )
     max_inflight: int = Field(
         default=50, ge=1, le=1000, description="QoS 1 messages published and not yet acknowledged."
+    )
+    delivery: Literal["stored", "broker"] = Field(
+        default="stored",
+        description=(
+            "When an event leaves the outbox: 'stored' once the cloud confirms it stored it "
+            "(EventAck, contract 2; resent with the same id until then), or 'broker' on the "
+            "broker's PUBACK (contract 1, agents before issue #17)."
+        ),
+    )
+    confirm_timeout_s: float = Field(
+        default=30.0,
+        ge=0.5,
+        le=3600.0,
+        description="An event published and not confirmed this long is sent again (same id).",
+    )
+    max_unconfirmed: int = Field(
+        default=1000,
+        ge=1,
+        le=100_000,
+        description="Events published and waiting for the cloud's confirmation, at most.",
     )
     backoff_initial_s: float = Field(
         default=0.5, gt=0.0, le=60.0, description="First reconnect delay (doubles per attempt)."

@@ -55,6 +55,12 @@ def test_short_demo_opens_one_parking_and_one_abandoned_incident(
     assert summary["leftover_pids"] == []
     assert leftover_pids(workdir / "pids.json") == []
     assert "Demo summary" in result.stdout
+    # Privacy audit: an independent face model over every snapshot that left the devices.
+    audit = summary["privacy_audit"]
+    assert audit["snapshots_left_devices"] >= 2, audit  # the parking and the bag start events
+    assert audit["device_audit_records"] >= audit["snapshots_left_devices"], audit
+    assert audit["readable_faces_after"] == 0, audit
+    assert "privacy audit" in result.stdout
     # The operator console's address and a demo login (docs/console.md).
     console = (
         r"operator\s+console\s+at\s+http://127\.0\.0\.1:\d+/\s+—\s+sign\s+in\s+as\s+demo\s+/\s+\S"

@@ -3,6 +3,7 @@
 Ground truth is from ``../shared/data/PROVENANCE.md``. Each clip runs once, as fast as possible.
 """
 
+import functools
 import threading
 from collections.abc import Callable
 from datetime import datetime
@@ -12,6 +13,7 @@ import pytest
 
 from cityops.paths import REPO_ROOT
 from edge.pipeline import Pipeline, run
+from edge.privacy.audit import AuditingBlurrer, FaceAuditor
 from edge.settings import EdgeSettings
 from edge.sink import ListSink
 from shared.codec import decode, encode
@@ -25,9 +27,26 @@ FORBIDDEN = {EventKind.ILLEGAL_PARKING, EventKind.ABANDONED_OBJECT}
 
 def replay(settings: EdgeSettings) -> list[Event]:
     sink = ListSink()
-    run(Pipeline.from_settings(settings), sink, threading.Event(), realtime=False)
+    pipeline = Pipeline.from_settings(settings)
+    assert pipeline.blurrer is not None
+    audit = AuditingBlurrer(pipeline.blurrer, auditor(), max_side=settings.snapshot.max_side)
+    pipeline.blurrer = audit
+    run(pipeline, sink, threading.Event(), realtime=False)
     # Every event must survive the wire contract.
-    return [decode(Event, encode(e)) for e in sink.events]
+    events = [decode(Event, encode(e)) for e in sink.events]
+    # Privacy audit (issue #19): an independent face model over every snapshot that left.
+    sent = [e.snapshot.data for e in events if e.snapshot is not None]
+    assert len(sent) == len(audit.records)
+    readable = sum(len(auditor().readable_in_jpeg(jpeg)) for jpeg in sent)
+    before = sum(r.faces_before for r in audit.records)
+    print(f"privacy audit: {len(sent)} snapshots, {readable} readable faces ({before} before)")
+    assert readable == 0
+    return events
+
+
+@functools.cache
+def auditor() -> FaceAuditor:
+    return FaceAuditor()
 
 
 def video_time(event: Event, settings: EdgeSettings) -> float:
@@ -40,7 +59,7 @@ def starts(events: list[Event], kind: EventKind) -> list[Event]:
 
 
 @pytest.fixture
-def example(material: Path) -> Callable[[str], EdgeSettings]:
+def example(material: Path, face_model: Path) -> Callable[[str], EdgeSettings]:
     def load(name: str) -> EdgeSettings:
         return EdgeSettings.from_yaml(EXAMPLES / name)
 

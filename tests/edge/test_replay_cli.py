@@ -69,3 +69,41 @@ def test_replay_is_deterministic_in_video_time(material: Path, tmp_path: Path) -
         )
     assert outs[0]
     assert outs[0] == outs[1]
+
+
+def test_replay_annotate_writes_the_debug_view(
+    material: Path, face_model: Path, tmp_path: Path
+) -> None:
+    import cv2
+    import numpy as np
+
+    from edge.debug.overlay import TRACK_COLOUR, ZONE_COLOURS
+    from shared.config import ZoneKind
+
+    out = tmp_path / "debug.mp4"
+    args = ["edge", "replay", VIDEO, "--config", str(CONFIG), "--quiet"]
+    result = runner.invoke(app, [*args, "--annotate", str(out), "--stills", "20,60"])
+    assert result.exit_code == 0, result.output
+    assert "annotated video" in result.output
+    cap = cv2.VideoCapture(str(out))
+    raw = cv2.VideoCapture(str(material / "data" / "pedestrians" / "towncentre_segA.mp4"))
+    frames, changed, tracked = 0, 0, 0
+    while True:
+        ok, image = cap.read()
+        ok_raw, original = raw.read()
+        if not ok or not ok_raw:
+            break
+        frames += 1
+        assert image.shape == original.shape
+        changed += int(np.abs(image.astype(int) - original.astype(int)).mean() > 3)
+        tracked += int((np.abs(image.astype(int) - TRACK_COLOUR).sum(axis=2) < 60).sum() > 200)
+    cap.release()
+    raw.release()
+    assert frames == 96
+    assert changed == frames  # every frame carries the overlay
+    assert tracked > frames // 2  # tracked persons' boxes
+    stills = cv2.imread(str(out.with_suffix(".png")))
+    assert stills is not None
+    assert stills.shape[1] == 640  # two stills side by side
+    crowd = ZONE_COLOURS[ZoneKind.CROWDING]
+    assert (np.abs(stills.astype(int) - crowd).sum(axis=2) < 60).sum() > 100

@@ -262,7 +262,9 @@ def instructions(dockerfile: str) -> list[tuple[str, str]]:
 
 
 @pytest.fixture(scope="module")
-def staged(material: Path, tmp_path_factory: pytest.TempPathFactory) -> release.StagedRelease:
+def staged(
+    material: Path, face_model: Path, tmp_path_factory: pytest.TempPathFactory
+) -> release.StagedRelease:
     return release.stage(tmp_path_factory.mktemp("release") / "balena", material)
 
 
@@ -326,6 +328,24 @@ def test_staged_release_holds_sources_and_model(staged: release.StagedRelease) -
     assert staged.model.stat().st_size > 100_000
     assert not list(staged.root.rglob("__pycache__"))
     assert load_yaml(staged.compose) == load_yaml(FIRMWARE / "docker-compose.yml")
+
+
+def test_staged_release_carries_the_face_model(staged: release.StagedRelease) -> None:
+    from cityops.models import FACE_MODEL, sha256_of
+
+    assert staged.face_model.parent == staged.model.parent  # both land in /usr/share/cityops/models
+    assert staged.face_model.name == "face_detection_back.tflite"
+    assert sha256_of(staged.face_model.read_bytes()) == FACE_MODEL.sha256
+    for dockerfile in AGENT.glob("Dockerfile*"):
+        assert "COPY models/ /usr/share/cityops/models/" in dockerfile.read_text()
+        assert "CITYOPS_SHARED_DIR=/usr/share/cityops" in dockerfile.read_text()
+
+
+def test_stage_refuses_a_release_without_face_model(material: Path, tmp_path: Path) -> None:
+    fake = tmp_path / "face_detection_back.tflite"
+    fake.write_bytes(b"not the model")
+    with pytest.raises(FileNotFoundError, match="pinned sha256"):
+        release.stage(tmp_path / "out", material, face_model=fake)
 
 
 def test_stage_names_missing_material(tmp_path: Path) -> None:

@@ -13,7 +13,9 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import cv2
 import httpx
+import numpy as np
 import paho.mqtt.client as mqtt
 import pytest
 import yaml
@@ -218,6 +220,18 @@ def test_provision_verify_zones_revoke(
         while _api_get(ops, "/devices/pc-01").json()["config_acked_version"] != 1:
             assert time.monotonic() < deadline, "the unit did not acknowledge the zones"
             time.sleep(0.2)
+
+        # The debug view, through the API's command/ack route: the frame with the pushed zone.
+        debug = tmp_path / "debug.jpg"
+        view = _cli(["debug-view", "pc-01", "--out", str(debug)], ops, balena_dir, standin)
+        assert view.exit_code == 0, view.output + (tmp_path / "agent.log").read_text()
+        assert "debug view of pc-01 written" in view.output
+        assert debug.read_bytes().startswith(b"\xff\xd8")
+        assert debug.read_bytes() != snapshot.read_bytes()
+        raw = cv2.imdecode(np.frombuffer(debug.read_bytes(), np.uint8), cv2.IMREAD_COLOR)
+        drawn = np.asarray(raw, dtype=np.uint8)
+        b, g, r = (drawn[..., i].astype(int) for i in range(3))
+        assert ((r > 180) & (g < 90) & (b < 90)).sum() > 50, "no red no_parking zone outline"
 
         standin.device_by_uuid(uuid)["is_online"] = True  # type: ignore[index]
         status = _cli(["fleet", "status", "--fleet", FLEET, "--json"], ops, balena_dir, standin)

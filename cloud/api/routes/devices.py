@@ -190,7 +190,9 @@ def _service_role(name: str) -> ServiceRole:
         return ServiceRole.INGEST
     if name.endswith("-admin"):
         return ServiceRole.ADMIN
-    return ServiceRole.OPERATOR
+    # The API account: ``cloud serve`` ingests in-process by default, so it also confirms
+    # stored events to devices (``event/ack``).
+    return ServiceRole.SERVE
 
 
 @router.post("/{device_id}/credentials", responses={**_ERRORS, 409: {"model": Problem}})

@@ -1,14 +1,14 @@
 """Events from the store: filtered, paged, one with its snapshot, and aggregates."""
 
-from datetime import datetime
-from typing import Annotated, Literal
+from datetime import UTC, datetime
+from typing import Annotated, Final, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Response
 from pydantic import ValidationError
 from sqlalchemy import select
 
 from cloud.api.context import ApiContext
-from cloud.api.deps import Ctx, Require
+from cloud.api.deps import Ctx, Require, visible_devices
 from cloud.api.problems import ApiError, Problem
 from cloud.api.schemas import Hotspot
 from cloud.db.devices import Device
@@ -42,13 +42,24 @@ def parse_bbox(text: str | None) -> BBox | None:
     return box
 
 
-def visible_devices(ctx: ApiContext, principal: Principal) -> list[str] | None:
-    """Device ids a department-scoped caller may see events of (None: every device)."""
-    if principal.all_departments:
+EARLIEST: Final = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST: Final = datetime(2262, 4, 11, tzinfo=UTC)
+"""The stores keep nanoseconds since 1970 in 64 bits (InfluxDB): times outside are refused."""
+
+
+def checked_time(name: str, value: datetime | None) -> datetime | None:
+    """*value* in UTC; 422 naming *name* without a time zone or outside 1970-2262."""
+    if value is None:
         return None
-    with ctx.sessions() as session:
-        rows = session.execute(select(Device.id, Device.department)).all()
-    return [device_id for device_id, dept in rows if principal.sees(dept)]
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ApiError(422, f"{name}: give a time zone (e.g. Z)", field=name)
+    try:
+        value = value.astimezone(UTC)
+    except OverflowError as exc:
+        raise ApiError(422, f"{name}: out of range", field=name) from exc
+    if not EARLIEST <= value < LATEST:
+        raise ApiError(422, f"{name}: must be between 1970 and 2262", field=name)
+    return value
 
 
 def build_query(
@@ -66,15 +77,13 @@ def build_query(
     cursor: str | None = None,
 ) -> EventQuery | None:
     """The store query, narrowed to the caller's devices; None when nothing can match."""
-    for name, value in (("start", start), ("end", end)):
-        if value is not None and (value.tzinfo is None or value.utcoffset() is None):
-            raise ApiError(422, f"{name}: give a time zone (e.g. Z)", field=name)
+    start, end = checked_time("start", start), checked_time("end", end)
     if start is not None and end is not None and end < start:
         raise ApiError(422, "end: must not be before start", field="end")
     devices = list(device_id)
     allowed = visible_devices(ctx, principal)
     if allowed is not None:
-        devices = [d for d in devices if d in allowed] if devices else allowed
+        devices = [d for d in devices if d in allowed] if devices else sorted(allowed)
         if not devices:
             return None
     return EventQuery(

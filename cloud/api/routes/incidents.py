@@ -2,11 +2,21 @@
 
 # ruff: noqa: FAST003 - ``incident_id`` is read by the IncidentScope dependency (scope check)
 
+import asyncio
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
-from cloud.api.deps import Ctx, IncidentScope, Require, actor_of, current_principal
+from cloud.api.context import ApiContext
+from cloud.api.deps import (
+    MAX_ROW_ID,
+    Ctx,
+    IncidentScope,
+    Require,
+    actor_of,
+    current_principal,
+    visible_devices,
+)
 from cloud.api.problems import ApiError, Problem
 from cloud.api.schemas import (
     ActionBody,
@@ -187,34 +197,59 @@ async def set_checklist(
 
 
 @router.get("/audit", tags=["audit"], responses=_ERRORS)
-def audit_log(
+async def audit_log(
     *,
     ctx: Ctx,
     principal: Annotated[Principal, Depends(Require(Permission.AUDIT_READ))],
     target_type: Annotated[str | None, Query(max_length=32)] = None,
     target_id: Annotated[str | None, Query(max_length=128)] = None,
     actor: Annotated[str | None, Query(max_length=128)] = None,
-    before_id: Annotated[int | None, Query(ge=1)] = None,
+    before_id: Annotated[int | None, Query(ge=1, le=MAX_ROW_ID)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> list[AuditOut]:
-    """The whole audit trail, newest first (supervisors and admins)."""
-    with ctx.sessions() as session:
-        entries = list_audit(
-            session,
-            target_type=target_type,
-            target_id=target_id,
-            actor=actor,
-            before_id=before_id,
-            limit=limit,
-        )
+    """The whole audit trail, newest first (supervisors and admins).
+
+    A department-scoped key sees the rows of its departments' incidents and devices only.
+    """
+    return await asyncio.to_thread(
+        _scoped_audit,
+        ctx,
+        principal,
+        {"target_type": target_type, "target_id": target_id, "actor": actor},
+        before_id,
+        limit,
+    )
+
+
+def _scoped_audit(
+    ctx: ApiContext,
+    principal: Principal,
+    filters: dict[str, str | None],
+    before_id: int | None,
+    limit: int,
+) -> list[AuditOut]:
     if principal.all_departments:
-        return entries
-    # A department-scoped supervisor sees the incidents of its departments only.
+        with ctx.sessions() as session:
+            return list_audit(session, **filters, before_id=before_id, limit=limit)
+    devices = visible_devices(ctx, principal) or frozenset()
     kept: list[AuditOut] = []
-    for entry in entries:
-        if entry.target_type == "incident":
-            incident = ctx.ops.get(entry.target_id)
-            if incident is None or not principal.sees(incident.department):
-                continue
-        kept.append(entry)
-    return kept
+    # Rows out of scope are skipped, so read on in pages until the page is full.
+    while len(kept) < limit:
+        with ctx.sessions() as session:
+            batch = list_audit(session, **filters, before_id=before_id, limit=limit)
+        kept.extend(e for e in batch if _audit_visible(ctx, principal, devices, e))
+        if len(batch) < limit:
+            break
+        before_id = batch[-1].id
+    return kept[:limit]
+
+
+def _audit_visible(
+    ctx: ApiContext, principal: Principal, devices: frozenset[str], entry: AuditOut
+) -> bool:
+    if entry.target_type == "incident":
+        incident = ctx.ops.get(entry.target_id)
+        return incident is not None and principal.sees(incident.department)
+    if entry.target_type == "device":
+        return entry.target_id in devices
+    return False  # no department to judge by: all-department callers only

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Response
 from sqlalchemy import select, text
 
-from cloud.api.deps import Ctx, Require
+from cloud.api.deps import MAX_ROW_ID, Ctx, Require, visible_devices
 from cloud.api.problems import ApiError, Problem
 from cloud.api.schemas import DeadLetterOut, DeadLetterPage, Health200, Me, Ready
 from cloud.ops.roles import ROLE_PERMISSIONS, Permission, Principal
@@ -72,17 +72,23 @@ def me(
     "/api/v1/dead-letters",
     tags=["ingest"],
     responses={401: {"model": Problem}, 403: {"model": Problem}, 503: {"model": Problem}},
-    dependencies=[Depends(Require(Permission.DEAD_LETTERS_READ))],
 )
 def dead_letters(
     *,
     ctx: Ctx,
+    principal: Annotated[Principal, Depends(Require(Permission.DEAD_LETTERS_READ))],
     device_id: Annotated[str | None, Query(max_length=63)] = None,
     reason: Annotated[str | None, Query(max_length=32)] = None,
-    cursor: Annotated[int | None, Query(ge=1, description="Older than this id.")] = None,
+    cursor: Annotated[
+        int | None, Query(ge=1, le=MAX_ROW_ID, description="Older than this id.")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> DeadLetterPage:
-    """Messages ingest refused (reason, field, truncated payload), newest first."""
+    """Messages ingest refused (reason, field, truncated payload), newest first.
+
+    A department-scoped key sees those of its departments' devices only (none without a
+    device id: a refused topic names no registered device).
+    """
     try:
         from cloud.db.ingest import DeadLetter
     except ImportError as exc:
@@ -94,6 +100,9 @@ def dead_letters(
         stmt = stmt.where(DeadLetter.reason == reason)
     if cursor is not None:
         stmt = stmt.where(DeadLetter.id < cursor)
+    allowed = visible_devices(ctx, principal)
+    if allowed is not None:
+        stmt = stmt.where(DeadLetter.device_id.in_(sorted(allowed)))
     with ctx.sessions() as session:
         rows = list(session.scalars(stmt))
     more = len(rows) > limit

@@ -16,6 +16,8 @@ PUBACK: Final = 4
 PUBREL: Final = 6
 SUBSCRIBE: Final = 8
 SUBACK: Final = 9
+UNSUBSCRIBE: Final = 10
+UNSUBACK: Final = 11
 PINGREQ: Final = 12
 PINGRESP: Final = 13
 DISCONNECT: Final = 14
@@ -149,6 +151,27 @@ def subscribe_packet(packet_id: int, filters: list[tuple[str, int]]) -> bytes:
     return _packet((SUBSCRIBE << 4) | 0x02, bytes(body))
 
 
+def publish_packet(topic: str, payload: bytes) -> bytes:
+    """A QoS 0 PUBLISH without properties (the ingestor's stored-event acks)."""
+    return _packet(PUBLISH << 4, utf8(topic) + b"\x00" + payload)
+
+
+def unsubscribe_packet(packet_id: int, filters: list[str]) -> bytes:
+    body = bytearray(struct.pack("!H", packet_id))
+    body += b"\x00"  # no properties
+    for name in filters:
+        body += utf8(name)
+    return _packet((UNSUBSCRIBE << 4) | 0x02, bytes(body))
+
+
+def disconnect_packet(session_expiry_s: int | None) -> bytes:
+    """DISCONNECT "normal"; with *session_expiry_s* it also sets the session's new expiry."""
+    if session_expiry_s is None:
+        return DISCONNECT_PACKET
+    props = bytes([_PROP_SESSION_EXPIRY]) + struct.pack("!I", session_expiry_s)
+    return _packet(DISCONNECT << 4, b"\x00" + varint(len(props)) + props)
+
+
 def puback_packets(packet_ids: list[int]) -> bytes:
     """Concatenated PUBACKs with reason "success" (omitted, 3.4.2.1), one write for many."""
     return b"".join(b"\x40\x02" + pid.to_bytes(2, "big") for pid in packet_ids)
@@ -161,6 +184,8 @@ class ConnAck:
     server_keep_alive_s: int | None = None
     assigned_client_id: str | None = None
     reason_string: str | None = None
+    receive_maximum: int = 65_535
+    maximum_packet_size: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,12 +261,16 @@ def parse_connack(body: bytes) -> ConnAck:
     keep = props.get(_PROP_SERVER_KEEP_ALIVE)
     assigned = props.get(_PROP_ASSIGNED_CLIENT_ID)
     text = props.get(_PROP_REASON_STRING)
+    receive = props.get(_PROP_RECEIVE_MAXIMUM)
+    largest = props.get(_PROP_MAXIMUM_PACKET_SIZE)
     return ConnAck(
         session_present=bool(body[0] & 0x01),
         reason_code=body[1],
         server_keep_alive_s=keep if isinstance(keep, int) else None,
         assigned_client_id=assigned if isinstance(assigned, str) else None,
         reason_string=text if isinstance(text, str) else None,
+        receive_maximum=receive if isinstance(receive, int) else 65_535,
+        maximum_packet_size=largest if isinstance(largest, int) else None,
     )
 
 

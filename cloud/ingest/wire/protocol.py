@@ -27,10 +27,37 @@ class ConnectionLostError(Exception):
     """The broker closed the connection, sent DISCONNECT, or sent something unreadable."""
 
 
+def _packet_size(head: bytes, limit: int) -> int:
+    """Full size of the packet that starts *head*, or ``len(head) + 1`` if its header is cut.
+
+    A packet over *limit* (the Maximum Packet Size we advertised) is a protocol error.
+    """
+    length = 0
+    shift = 0
+    for i in range(1, min(len(head), 5)):
+        byte = head[i]
+        length |= (byte & 0x7F) << shift
+        if byte < 0x80:  # noqa: PLR2004
+            size = i + 1 + length
+            if size > limit:
+                raise p.ProtocolError(f"a {size}-byte packet is over the {limit} we accept")
+            return size
+        shift += 7
+    if len(head) >= 5:  # noqa: PLR2004 - four length bytes, all with the continuation bit
+        raise p.ProtocolError("remaining length longer than four bytes")
+    return len(head) + 1
+
+
 class SubscriberProtocol(asyncio.Protocol, Generic[T]):
-    def __init__(self, make: Make[T], loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(
+        self, make: Make[T], loop: asyncio.AbstractEventLoop, max_packet_size: int = 268_435_460
+    ) -> None:
         self._make = make
-        self._buf = b""
+        self._chunks: list[bytes] = []
+        self._have = 0
+        self._need = 0
+        """Size of the incomplete packet in ``_chunks`` (header incomplete: one more byte)."""
+        self.max_packet_size = max_packet_size
         self.inbox: collections.deque[T] = collections.deque()
         self.readable = asyncio.Event()
         self.closed: asyncio.Future[None] = loop.create_future()
@@ -52,15 +79,28 @@ class SubscriberProtocol(asyncio.Protocol, Generic[T]):
 
     def data_received(self, data: bytes) -> None:
         self.last_read = self._loop.time()
-        buf = self._buf + data if self._buf else data
+        # A packet split over many reads is collected, not re-joined on every read: joining
+        # once it is complete keeps a large message linear in its size.
+        if self._chunks:
+            self._chunks.append(data)
+            self._have += len(data)
+            if self._have < self._need:
+                return
+            buf = b"".join(self._chunks)
+            self._chunks.clear()
+        else:
+            buf = data
         try:
             pos = self._read_packets(buf)
+            if pos < len(buf):
+                rest = buf[pos:]
+                self._need = _packet_size(rest, self.max_packet_size)
+                self._chunks.append(rest)
+                self._have = len(rest)
         except (p.ProtocolError, UnicodeDecodeError, ValueError) as exc:
             self._fail(ConnectionLostError(f"unreadable packet from the broker: {exc}"))
             if self.transport is not None:
                 self.transport.abort()
-            return
-        self._buf = buf[pos:]
 
     # ------------------------------------------------------------------ reading
 
@@ -124,7 +164,7 @@ class SubscriberProtocol(asyncio.Protocol, Generic[T]):
     def _control(self, kind: int, body: bytes) -> None:
         if kind == p.CONNACK:
             self._reply(0, body)
-        elif kind == p.SUBACK:
+        elif kind in (p.SUBACK, p.UNSUBACK):
             self._reply(int.from_bytes(body[:2], "big"), body)
         elif kind == p.PINGRESP:
             pass

@@ -64,7 +64,9 @@ class WireSession(Generic[T]):
         try:
             async with asyncio.timeout(endpoint.timeout_s):
                 _, protocol = await loop.create_connection(
-                    lambda: SubscriberProtocol(make, loop),
+                    lambda: SubscriberProtocol(
+                        make, loop, options.maximum_packet_size or 268_435_460
+                    ),
                     endpoint.host,
                     endpoint.port,
                     ssl=endpoint.tls,
@@ -145,20 +147,35 @@ class WireSession(Generic[T]):
             self._raise_if_closed()
         return bool(self._protocol.inbox)
 
+    async def unsubscribe(self, filters: list[str]) -> None:
+        """Leave *filters* (a share group stops handing us messages once the UNSUBACK is in)."""
+        packet_id = self._packet_id()
+        waiter = self._protocol.expect(packet_id)
+        self._protocol.write(p.unsubscribe_packet(packet_id, filters))
+        async with asyncio.timeout(30):
+            await waiter
+
+    def publish(self, topic: str, payload: bytes) -> None:
+        """Publish with QoS 0 (the stored-event acks: a lost one only means a re-send)."""
+        self._protocol.write(p.publish_packet(topic, payload))
+
     def ack(self, packet_ids: list[int]) -> None:
         """Acknowledge QoS 1 messages (one write for all); the broker then forgets them."""
         if packet_ids:
             self._protocol.write(p.puback_packets(packet_ids))
 
-    async def close(self) -> None:
-        """Send DISCONNECT (normal) and close; unacknowledged messages stay with the broker."""
+    async def close(self, session_expiry_s: int | None = None) -> None:
+        """Send DISCONNECT (normal) and close; unacknowledged messages stay with the broker.
+
+        *session_expiry_s* 0 ends the persistent session now (a clean leave).
+        """
         if self._pinger is not None:
             self._pinger.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._pinger
         transport = self._protocol.transport
         if transport is not None and not transport.is_closing():
-            transport.write(p.DISCONNECT_PACKET)
+            transport.write(p.disconnect_packet(session_expiry_s))
             transport.close()
         with contextlib.suppress(ConnectionLostError, asyncio.CancelledError):
             async with asyncio.timeout(2):

@@ -1,19 +1,26 @@
 """Every API route: 401 without credentials, 403 outside the role and outside the department."""
 
+import base64
 import re
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute, APIWebSocketRoute
 from starlette.routing import BaseRoute
 
+from cloud.api.app import create_app
 from cloud.api.deps import DeviceScope, IncidentScope, Require
+from cloud.api.throttle import AuthThrottle
 from cloud.ops.roles import ROLE_PERMISSIONS, Permission, Role
 from cloud.ops.service import IncidentFilter
+from cloud.services.ports import free_port
+from cloud.settings import InfluxSettings, StoreSettings
 from shared.events import EventKind
-from tests.cloud.api.conftest import CIVIL, POLICE, Api
+from tests.cloud.api.conftest import CIVIL, POLICE, Api, add_keys, make_settings
 from tests.cloud.ops.builders import add_device, event
 
 PUBLIC = {
@@ -79,6 +86,9 @@ def _url(path: str, values: dict[str, str]) -> str:
 
 async def test_every_route_requires_credentials_role_and_department(api: Api) -> None:
     values = await _fixtures(api)
+    # Wrong keys on purpose, ~50 times from one address: not slowed down here (that is
+    # test_auth_throttle's subject).
+    api.app.state.ctx.auth_throttle = AuthThrottle(free=10_000)
     every = list(flat_routes(api.app.routes))
     routes = [r for r in every if isinstance(r, APIRoute)]
     documented = set(api.app.openapi()["paths"])
@@ -174,3 +184,50 @@ async def test_errors_are_problem_json_naming_the_field(api: Api, path: str, fie
     assert body["status"] == 422
     assert body["errors"][0]["field"] == field
     assert body["title"]
+
+
+def _cursor(text: str) -> str:
+    return base64.urlsafe_b64encode(text.encode()).decode()
+
+
+@pytest.mark.parametrize(
+    ("path", "field"),
+    [
+        ("/api/v1/events?start=0001-01-01T00:00:00%2B14:00", "start"),
+        ("/api/v1/events?end=9999-12-31T23:59:59-14:00", "end"),
+        ("/api/v1/events?start=1900-01-01T00:00:00Z", "start"),
+        ("/api/v1/events/counts?interval_s=3600&end=0001-01-01T00:00:00%2B01:00", "end"),
+        ("/api/v1/events/hotspots?start=0001-01-01T00:30:00%2B01:00", "start"),
+        (f"/api/v1/events?cursor={_cursor('99999999999999999999999:x')}", "cursor"),
+        ("/api/v1/audit?before_id=99999999999999999999999", "before_id"),
+        ("/api/v1/dead-letters?cursor=99999999999999999999999", "cursor"),
+        ("/api/v1/incidents?limit=99999999999999999999999", "limit"),
+        ("/api/v1/devices/dev-civil?telemetry=99999999999999999999999", "telemetry"),
+    ],
+)
+async def test_out_of_range_input_is_a_422_naming_the_field(
+    api: Api, path: str, field: str
+) -> None:
+    add_device(api.app.state.sessions, "dev-civil", department=CIVIL)
+    response = await api.client.get(path, headers=api.auth("admin"))
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["errors"][0]["field"] == field
+
+
+async def test_a_store_outage_is_a_503_problem_with_retry_after(tmp_path: Path) -> None:
+    dead = StoreSettings(
+        kind="influx", influx=InfluxSettings(url=f"http://127.0.0.1:{free_port()}")
+    )
+    app = create_app(make_settings(tmp_path, store=dead), background=False)
+    keys = add_keys(app)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
+        response = await client.get(
+            "/api/v1/events", headers={"Authorization": f"Bearer {keys['viewer']}"}
+        )
+    assert response.status_code == 503
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.headers["retry-after"] == "5"
+    operation = app.openapi()["paths"]["/api/v1/events"]["get"]
+    assert "application/problem+json" in operation["responses"]["503"]["content"]

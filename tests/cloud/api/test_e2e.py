@@ -12,6 +12,7 @@ import httpx
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
+from websockets.typing import Subprotocol
 
 from cloud.api.app import create_app
 from cloud.settings import StoreSettings
@@ -153,12 +154,12 @@ async def test_abandoned_object_to_resolved_incident(served: Served, mosquitto: 
 async def test_live_stream_refuses_without_key_or_role(served: Served) -> None:
     ws_url = served.url.replace("http", "ws") + "/api/v1/live/ws"
     keys = served.app.state.keys
-    for query, code in (
-        ("", 4401),
-        ("?token=cok_x_y", 4401),
-        (f"?token={keys['technician']}", 4403),
+    for protocols, code in (
+        ([], 4401),
+        ([Subprotocol("cityops.v1"), Subprotocol("cityops.bearer.cok_x_y")], 4401),
+        ([Subprotocol("cityops.v1"), Subprotocol(f"cityops.bearer.{keys['technician']}")], 4403),
     ):
-        async with connect(ws_url + query) as ws:
+        async with connect(ws_url, subprotocols=protocols or None) as ws:
             with pytest.raises(ConnectionClosed):
                 await asyncio.wait_for(ws.recv(), 5)
             assert ws.close_code == code

@@ -30,6 +30,7 @@ from cloud.broker.conf import ProductionBroker, render_production_conf
 from cloud.broker.passwords import hash_password, password_file
 from cloud.services.ports import free_port, wait_tcp
 from cloud.services.process import ServiceProcess, require_binary
+from shared.limits import MAX_PACKET_BYTES
 from shared.topics import Channel, topic
 
 pytestmark = pytest.mark.services
@@ -97,6 +98,7 @@ class Session:
     rc: int
     """CONNACK reason code; -1 when the TLS handshake or the connection failed."""
     pubacks: "queue.Queue[int]"
+    drops: "queue.Queue[int]"
 
 
 def session(
@@ -106,8 +108,9 @@ def session(
     cert: CertPair | None = None,
     user: str | None = None,
     password: str | None = None,
+    client_id: str = "",
 ) -> Session:
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
     if ca is not None:
         client.tls_set(
             ca_certs=str(ca),
@@ -121,17 +124,23 @@ def session(
     client.on_connect = lambda _c, _u, _f, rc, _p: connack.put(int(rc.value))
     client.on_publish = lambda _c, _u, _m, rc, _p: pubacks.put(int(rc.value))
     # A refused client certificate (TLS 1.3) shows up as a dropped connection after connect().
-    client.on_disconnect = lambda *_args: connack.put(-1)
+    drops: queue.Queue[int] = queue.Queue()
+
+    def disconnected(*_args: object) -> None:
+        connack.put(-1)
+        drops.put(1)
+
+    client.on_disconnect = disconnected
     try:
         client.connect("127.0.0.1", port)
     except (OSError, ssl.SSLError):
-        return Session(client, -1, pubacks)
+        return Session(client, -1, pubacks, drops)
     client.loop_start()
     try:
         rc = connack.get(timeout=5)
     except queue.Empty:
         rc = -1
-    return Session(client, rc, pubacks)
+    return Session(client, rc, pubacks, drops)
 
 
 def close(client: mqtt.Client) -> None:
@@ -174,6 +183,34 @@ def test_password_devices_over_tls_and_services_on_loopback(prod: Prod) -> None:
     close(service.client)
 
 
+def test_a_device_cannot_take_over_a_service_or_device_client_id(prod: Prod) -> None:
+    assert prod.conf.password_tls_port is not None
+    assert prod.conf.local_port is not None
+    ingest = session(prod.conf.local_port, user="svc-ingest", password="i-pw", client_id="ing-1")
+    cam = session(
+        prod.conf.tls_port,
+        ca=prod.ca.cert,
+        cert=issue_device_cert(prod.ca, prod.certs, "cam-7"),
+        client_id="cam-7",
+    )
+    assert (ingest.rc, cam.rc) == (0, 0)
+    for victim in ("ing-1", "cam-7", "svc-ingest"):
+        thief = session(
+            prod.conf.password_tls_port,
+            ca=prod.ca.cert,
+            user="sensor-1",
+            password="s1-pw",
+            client_id=victim,
+        )
+        assert thief.rc == 0  # connected, but as "sensor-1"
+        close(thief.client)
+    time.sleep(0.3)
+    assert ingest.drops.empty(), "the ingest session was taken over"
+    assert cam.drops.empty(), "the camera's session was taken over"
+    close(ingest.client)
+    close(cam.client)
+
+
 def test_revoked_certificate_is_refused_after_crl_reload(prod: Prod) -> None:
     assert prod.conf.crl_file is not None
     keep = issue_device_cert(prod.ca, prod.certs, "cam-keep")
@@ -211,3 +248,9 @@ def test_rendered_conf_has_the_production_essentials() -> None:
     assert "require_certificate true" in tls_block
     assert "use_identity_as_username true" in tls_block
     assert "crlfile /etc/mosquitto/crl.pem" in tls_block
+    password_block = text.split("listener 8884\n")[1].split("\n\n")[0]
+    for block in (tls_block, password_block):
+        assert "use_username_as_clientid true" in block
+    local_block = text.split("listener 1883 127.0.0.1")[1]
+    assert "use_username_as_clientid" not in local_block
+    assert f"max_packet_size {MAX_PACKET_BYTES}" in text

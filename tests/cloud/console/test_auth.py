@@ -314,3 +314,19 @@ def test_create_user_names_the_bad_field(  # noqa: PLR0917 - one per parametrize
         create_user(session, "ana", PASSWORD, "operator")
         with pytest.raises(UserError, match=f"^{field}:"):
             create_user(session, username, password, role, departments)
+
+
+def test_open_streams_of_a_disabled_user_are_cut(app: FastAPI) -> None:
+    """``revalidate`` (the live streams' re-check) knows console users."""
+    from cloud.api.deps import revalidate
+
+    ctx = app.state.ctx
+    with app.state.sessions() as session:
+        principal = check_login(session, "ana", PASSWORD)
+    assert principal is not None
+    again = revalidate(ctx, principal)
+    assert again is not None
+    assert again.departments == frozenset({CIVIL})
+    with app.state.sessions() as session:
+        disable_user(session, "ana")
+    assert revalidate(ctx, principal) is None

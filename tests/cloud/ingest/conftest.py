@@ -61,7 +61,7 @@ def make_settings(
         database_url=f"sqlite:///{tmp_path / 'state.sqlite'}",
         mqtt=MqttClientSettings(
             host=broker.host,
-            port=broker.port,
+            port=broker.service_port,
             username="cityops-ingest",
             password=SecretStr("ingest-pw"),
             client_id=f"ingest-{name}"[:64],
@@ -145,5 +145,5 @@ def device(mosquitto: Broker) -> Iterator[Publisher]:
 @pytest.fixture
 def admin(mosquitto: Broker) -> Iterator[Publisher]:
     """Publishes anywhere, to fake misbehaving devices."""
-    with Publisher(mosquitto.host, mosquitto.port, "cityops-admin", "admin-pw") as pub:
+    with Publisher(mosquitto.host, mosquitto.service_port, "cityops-admin", "admin-pw") as pub:
         yield pub

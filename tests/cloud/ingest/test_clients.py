@@ -36,7 +36,7 @@ async def test_stored_once_acknowledged_and_bad_input_refused(
     )
     events = [make_event("dev-a") for _ in range(600)]
     async with run_ingestor(settings) as running:
-        with Publisher(mosquitto.host, mosquitto.port, "cityops-admin", "admin-pw") as pub:
+        with Publisher(mosquitto.host, mosquitto.service_port, "cityops-admin", "admin-pw") as pub:
             for e in events + events[:100]:  # 100 duplicates
                 pub.send(e, Channel.EVENT)
             pub.raw("cityops/v1/dev-a/event", b"{not json")
@@ -65,7 +65,7 @@ async def test_a_broker_restart_mid_stream_loses_nothing(
     )
     events = [make_event("dev-b") for _ in range(1000)]
     async with run_ingestor(settings) as running:
-        with Publisher(broker.host, broker.port, "cityops-admin", "admin-pw") as pub:
+        with Publisher(broker.host, broker.service_port, "cityops-admin", "admin-pw") as pub:
             for e in events[:500]:
                 pub.send(e, Channel.EVENT)
             await asyncio.to_thread(pub.flush)
@@ -74,7 +74,7 @@ async def test_a_broker_restart_mid_stream_loses_nothing(
         await eventually(_not_set(running.ingestor.connected), 15, "the ingestor to notice")
         await asyncio.to_thread(broker.server.start)
         await asyncio.wait_for(running.ingestor.connected.wait(), 30)
-        with Publisher(broker.host, broker.port, "cityops-admin", "admin-pw") as pub:
+        with Publisher(broker.host, broker.service_port, "cityops-admin", "admin-pw") as pub:
             for e in events[500:]:
                 pub.send(e, Channel.EVENT)
             await asyncio.to_thread(pub.flush)

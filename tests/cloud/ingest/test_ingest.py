@@ -54,7 +54,7 @@ async def test_device_events_are_stored_and_handed_to_hooks(
     reg = running.ingestor.registry
     assert reg.get_sample_value("cityops_ingest_stored_total", {"kind": "event"}) == 60
     assert reg.get_sample_value("cityops_ingest_received_total", {"channel": "event"}) == 60
-    assert reg.get_sample_value("cityops_ingest_batch_seconds_count") == stats.batches
+    assert reg.get_sample_value("cityops_ingest_batch_duration_seconds_count") == stats.batches
     with Session(running.engine) as s:
         last = {d.id: d.last_event_at for d in s.scalars(select(Device))}
     for dev in ("dev-a", "dev-b", "dev-c"):

@@ -59,7 +59,7 @@ async def test_later_batches_wait_for_the_hooks_of_the_batch_before(
     events = [make_event("dev-a", zone_id=f"z{i % 3}") for i in range(3 * BATCH)]
     try:
         await asyncio.wait_for(ingestor.connected.wait(), 15)
-        with Publisher(mosquitto.host, mosquitto.port, "cityops-admin", "admin-pw") as pub:
+        with Publisher(mosquitto.host, mosquitto.service_port, "cityops-admin", "admin-pw") as pub:
             for e in events[:BATCH]:
                 pub.send(e, Channel.EVENT)
             await asyncio.to_thread(pub.flush)

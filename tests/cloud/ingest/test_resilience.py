@@ -49,7 +49,7 @@ async def test_influx_stopped_30s_during_5000_events(
     )
     events = _events(5000)
     async with run_ingestor(settings) as running:
-        with Publisher(mosquitto.host, mosquitto.port, "cityops-admin", "admin-pw") as pub:
+        with Publisher(mosquitto.host, mosquitto.service_port, "cityops-admin", "admin-pw") as pub:
             for e in events[:1000]:
                 pub.send(e, Channel.EVENT)
             await asyncio.to_thread(pub.flush)
@@ -116,7 +116,7 @@ async def test_killed_mid_batch_and_restarted_loses_nothing(
     proc = _start(config, log)
     try:
         await eventually(lambda: _logged(log, "ingest subscribed"), 30, "the ingestor to subscribe")
-        with Publisher(mosquitto.host, mosquitto.port, "cityops-admin", "admin-pw") as pub:
+        with Publisher(mosquitto.host, mosquitto.service_port, "cityops-admin", "admin-pw") as pub:
             for e in events[:2000]:
                 pub.send(e, Channel.EVENT)
 
@@ -171,7 +171,7 @@ async def test_crash_after_store_before_ack_is_redelivered_not_doubled(
     first.add_hook(hang)
     task = asyncio.create_task(first.run())
     await asyncio.wait_for(first.connected.wait(), 15)
-    with Publisher(mosquitto.host, mosquitto.port, "cityops-admin", "admin-pw") as pub:
+    with Publisher(mosquitto.host, mosquitto.service_port, "cityops-admin", "admin-pw") as pub:
         for e in events:
             pub.send(e, Channel.EVENT)
         await asyncio.to_thread(pub.flush)

@@ -156,7 +156,7 @@ def ingest_options(client_id: str, **kw: object) -> ConnectOptions:
 async def test_a_wrong_password_is_refused_with_its_reason(mosquitto: Broker) -> None:
     options = ingest_options("wire-bad-pw", password="nope")
     with pytest.raises(ConnectRefusedError, match=r"bad user name or password|not authorized"):
-        await WireSession.open(Endpoint(mosquitto.host, mosquitto.port), options, rec)
+        await WireSession.open(Endpoint(mosquitto.host, mosquitto.service_port), options, rec)
 
 
 async def take_n(session: WireSession[Rec], n: int, within_s: float = 10.0) -> list[Rec]:
@@ -172,7 +172,7 @@ async def take_n(session: WireSession[Rec], n: int, within_s: float = 10.0) -> l
 async def test_unacknowledged_messages_come_back_and_acknowledged_ones_do_not(
     mosquitto: Broker,
 ) -> None:
-    endpoint = Endpoint(mosquitto.host, mosquitto.port)
+    endpoint = Endpoint(mosquitto.host, mosquitto.service_port)
     options = ingest_options("wire-redeliver")
     sub = shared_subscription("wire-redeliver", Channel.EVENT)
     async with await WireSession.open(endpoint, options, rec) as session:
@@ -198,7 +198,7 @@ async def test_unacknowledged_messages_come_back_and_acknowledged_ones_do_not(
 async def test_keepalive_pings_hold_an_idle_connection(mosquitto: Broker) -> None:
     options = ingest_options("wire-idle", keepalive_s=1, session_expiry_s=0)
     async with await WireSession.open(
-        Endpoint(mosquitto.host, mosquitto.port), options, rec
+        Endpoint(mosquitto.host, mosquitto.service_port), options, rec
     ) as session:
         assert not await session.wait(3.0)  # three keep-alive periods of silence
         assert not session.closed.done()
@@ -207,7 +207,7 @@ async def test_keepalive_pings_hold_an_idle_connection(mosquitto: Broker) -> Non
 async def test_a_session_taken_over_ends_the_first_connection(mosquitto: Broker) -> None:
     # Mosquitto 2.0 closes the old connection without a DISCONNECT packet; either way the
     # session reports the loss, and a waiting reader is woken with the error.
-    endpoint = Endpoint(mosquitto.host, mosquitto.port)
+    endpoint = Endpoint(mosquitto.host, mosquitto.service_port)
     options = ingest_options("wire-takeover", session_expiry_s=0)
     async with await WireSession.open(endpoint, options, rec) as first:
         waiting = asyncio.create_task(first.wait(30.0))
@@ -232,3 +232,27 @@ async def test_mutual_tls(mosquitto_tls: TlsBroker) -> None:
             pub.flush()
         (got,) = await take_n(session, 1)
         assert got.payload == b"over tls"
+
+
+async def test_a_packet_over_the_advertised_maximum_drops_the_connection_at_its_header() -> None:
+    proto = SubscriberProtocol(rec, asyncio.get_running_loop(), max_packet_size=1000)
+    transport = FakeTransport()
+    proto.connection_made(transport)
+    proto.data_received(b"\x30\xd0\x0f")  # a PUBLISH of 2,003 bytes: refused before its body
+    assert transport.aborted
+    with pytest.raises(ConnectionLostError, match="over the 1000 we accept"):
+        await proto.closed
+
+
+async def test_a_large_message_in_many_reads_is_joined_once() -> None:
+    payload = bytes(range(256)) * 4096  # 1 MiB
+    packet = publish_packet(Rec("cityops/v1/dev-a/event", payload, 1, 7))
+    proto = SubscriberProtocol(rec, asyncio.get_running_loop())
+    proto.connection_made(FakeTransport())
+    for start in range(0, len(packet), 1000):
+        proto.data_received(packet[start : start + 1000])
+        if start + 1000 < len(packet):  # until the last read, pieces are only collected
+            assert len(proto._chunks) == start // 1000 + 1
+            assert not proto.inbox
+    assert [r.payload for r in proto.inbox] == [payload]
+    assert not proto._chunks

@@ -80,7 +80,7 @@ async def test_two_workers_share_the_stream_and_a_killed_one_comes_back(
     events = [make_event(f"dev-{'abc'[i % 3]}") for i in range(800)]
     try:
         await eventually(lambda: subscribed(2), 60, "both workers to subscribe")
-        with Publisher(mosquitto.host, mosquitto.port, "cityops-admin", "admin-pw") as pub:
+        with Publisher(mosquitto.host, mosquitto.service_port, "cityops-admin", "admin-pw") as pub:
             for e in events[:600]:
                 pub.send(e, Channel.EVENT)
             await asyncio.to_thread(pub.flush)

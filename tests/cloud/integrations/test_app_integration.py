@@ -27,7 +27,7 @@ from cloud.ops.keys import create_api_key
 from cloud.settings import CloudSettings, StoreSettings
 from shared.events import Event, EventKind
 from shared.ids import new_id
-from tests.cloud.integrations import sdm_schemas
+from tests.cloud.integrations import sdm_upstream
 from tests.cloud.integrations.servers import serve_in_thread
 from tests.cloud.integrations.test_dispatch import SECRET, DepartmentSystem, make_department
 from tests.cloud.integrations.waits import eventually, eventually_async
@@ -207,7 +207,7 @@ async def test_partner_records_open_incidents_that_reach_the_department(
     assert alerts.status_code == 200
     assert len(alerts.json()) == 2
     for alert in alerts.json():
-        sdm_schemas.validator(sdm_schemas.ALERT).validate(to_key_values(alert))
+        sdm_upstream.alert().validate(to_key_values(alert))
     assert (await client.get("/ngsi-ld/v1/entities", params={"type": "Alert"})).status_code == 401
 
 

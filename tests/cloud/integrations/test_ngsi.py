@@ -13,7 +13,7 @@ from jsonschema import ValidationError
 from cloud.connectors.config import SourcesConfig
 from cloud.connectors.hub import ConnectorHub
 from cloud.db.devices import Device
-from cloud.ngsi.alert import event_to_alert
+from cloud.ngsi.alert import ALERT_SUBCATEGORIES, event_to_alert
 from cloud.ngsi.context import CONTEXT
 from cloud.ngsi.device import DeviceFacts, device_to_entity
 from cloud.ngsi.forms import to_key_values
@@ -29,7 +29,7 @@ from shared.events import (
     Severity,
 )
 from shared.ids import new_id
-from tests.cloud.integrations import sdm_schemas
+from tests.cloud.integrations import sdm_upstream
 from tests.cloud.integrations.conftest import Pipeline
 
 TOKEN = "orion-notify-token"
@@ -66,18 +66,24 @@ ALL_KINDS = [
     event(EventKind.CAMERA_TAMPER, severity=Severity.CRITICAL),
     event(EventKind.SENSOR_THRESHOLD, camera_id=None, objects=[]),
     event(EventKind.EXTERNAL, attributes={"alert_category": "weather", "alert_sub": "flood"}),
+    event(EventKind.EXTERNAL, attributes={"alert_category": "health", "alert_sub": "HeatWave"}),
+    event(EventKind.EXTERNAL, attributes={"alert_sub": "noiseComplaint"}),
 ]
+"""Every event kind, and connector events whose sub-category is allowed, mis-cased or not
+allowed by upstream (``noiseComplaint``)."""
 
 
-@pytest.mark.parametrize("ev", ALL_KINDS, ids=[e.kind.value for e in ALL_KINDS])
+@pytest.mark.parametrize(
+    "ev", ALL_KINDS, ids=[f"{e.kind.value}-{i}" for i, e in enumerate(ALL_KINDS)]
+)
 def test_alert_validates_in_both_forms(ev: Event) -> None:
     key_values = event_to_alert(ev, "keyValues")
-    sdm_schemas.validator(sdm_schemas.ALERT).validate(key_values)
+    sdm_upstream.alert().validate(key_values)
     normalized = event_to_alert(ev, "normalized")
-    sdm_schemas.validator(sdm_schemas.NORMALIZED).validate(normalized)
+    sdm_upstream.normalized().validate(normalized)
     # The normalized form carries exactly the key-values content.
     assert to_key_values(normalized) == key_values
-    sdm_schemas.validator(sdm_schemas.ALERT).validate(to_key_values(normalized))
+    sdm_upstream.alert().validate(to_key_values(normalized))
     assert key_values["@context"] == CONTEXT
     assert key_values["id"] == f"urn:ngsi-ld:Alert:{ev.id}"
     assert normalized["dateIssued"]["value"]["@type"] == "DateTime"
@@ -97,26 +103,60 @@ def test_alert_maps_kind_severity_and_location() -> None:
         "informational",
     )
     assert "location" not in info
-    assert event_to_alert(ALL_KINDS[-1], "keyValues")["category"] == "weather"
+    assert event_to_alert(ALL_KINDS[6], "keyValues")["category"] == "weather"
 
 
-def test_schema_catches_what_it_should() -> None:
-    """The schemas are not vacuous: broken entities fail them."""
+def test_connector_subcategory_is_mapped_to_an_allowed_value_or_omitted() -> None:
+    assert sdm_upstream.alert_subcategories() == ALERT_SUBCATEGORIES
+    assert event_to_alert(ALL_KINDS[6], "keyValues")["subCategory"] == "flood"
+    assert event_to_alert(ALL_KINDS[7], "keyValues")["subCategory"] == "heatWave"
+    noise = event_to_alert(ALL_KINDS[8], "keyValues")
+    assert "subCategory" not in noise
+    assert noise["data"]["sourceSubCategory"] == "noiseComplaint"  # still readable
+
+
+def test_upstream_examples_validate() -> None:
+    """The validator set-up is right: upstream's own key-values examples pass it.
+
+    (Upstream's ``example-normalized.json`` files are NGSI v2, not NGSI-LD: not checked here.)
+    """
+    checked = 0
+    for model, validator in (("Alert", sdm_upstream.alert()), ("Device", sdm_upstream.device())):
+        for path in sdm_upstream.examples(model):
+            if "normalized" in path.name:
+                continue
+            data = json.loads(path.read_text())
+            for entity in data if isinstance(data, list) else [data]:
+                validator.validate(entity)
+                checked += 1
+    assert checked >= 4
+
+
+def test_upstream_schemas_catch_what_they_should() -> None:
+    """The upstream schemas are not vacuous: broken entities fail them."""
     good = event_to_alert(ALL_KINDS[0], "keyValues")
-    alert = sdm_schemas.validator(sdm_schemas.ALERT)
+    alert = sdm_upstream.alert()
     for broken in (
         {k: v for k, v in good.items() if k != "alertSource"},
         {**good, "severity": "urgent"},
+        {**good, "category": "crime"},
+        {**good, "subCategory": "noiseComplaint"},
         {**good, "dateIssued": "2026-01-01 10:00"},
-        {**good, "location": {"type": "Point", "coordinates": [38.7, -200.0]}},
-        {**good, "kind": "abandoned_object"},
     ):
         with pytest.raises(ValidationError):
             alert.validate(broken)
+    camera = device_to_entity(DEVICES[0], "keyValues")
+    device = sdm_upstream.device()
+    for broken in (
+        {**camera, "supportedProtocol": ["https"]},
+        {**camera, "deviceCategory": ["camera"]},
+        {**camera, "controlledProperty": ["faces"]},
+        {**camera, "batteryLevel": 1.5},
+    ):
+        with pytest.raises(ValidationError):
+            device.validate(broken)
     with pytest.raises(ValidationError):
-        sdm_schemas.validator(sdm_schemas.NORMALIZED).validate(
-            {**event_to_alert(ALL_KINDS[0]), "severity": "high"}
-        )
+        sdm_upstream.normalized().validate({**event_to_alert(ALL_KINDS[0]), "severity": "high"})
 
 
 DEVICES = [
@@ -146,16 +186,17 @@ DEVICES = [
 @pytest.mark.parametrize("device", DEVICES, ids=[d.id for d in DEVICES])
 def test_device_validates_in_both_forms(device: DeviceFacts) -> None:
     key_values = device_to_entity(device, "keyValues")
-    sdm_schemas.validator(sdm_schemas.DEVICE).validate(key_values)
+    sdm_upstream.device().validate(key_values)
     normalized = device_to_entity(device, "normalized")
-    sdm_schemas.validator(sdm_schemas.NORMALIZED).validate(normalized)
+    sdm_upstream.normalized().validate(normalized)
     assert to_key_values(normalized) == key_values
 
 
 def test_device_properties() -> None:
     camera = device_to_entity(DEVICES[0], "keyValues")
     assert camera["controlledProperty"] == ["motion", "occupancy"]
-    assert camera["category"] == ["sensor", "multimedia"]
+    assert camera["deviceCategory"] == ["sensor", "multimedia"]
+    assert "category" not in camera  # upstream deprecates the raw category
     assert camera["deviceState"] == "online"
     sensor = device_to_entity(DEVICES[1], "keyValues")
     assert sensor["controlledProperty"] == ["airPollution", "noiseLevel", "temperature"]
@@ -225,8 +266,8 @@ async def test_entities_routes_serve_valid_alerts_and_devices(
     alerts = response.json()
     assert {a["id"] for a in alerts} == {f"urn:ngsi-ld:Alert:{e.id}" for e in stored}
     for alert in alerts:
-        sdm_schemas.validator(sdm_schemas.NORMALIZED).validate(alert)
-        sdm_schemas.validator(sdm_schemas.ALERT).validate(to_key_values(alert))
+        sdm_upstream.normalized().validate(alert)
+        sdm_upstream.alert().validate(to_key_values(alert))
 
     plain = await http.get(
         "/ngsi-ld/v1/entities",
@@ -237,15 +278,21 @@ async def test_entities_routes_serve_valid_alerts_and_devices(
     assert 'rel="http://www.w3.org/ns/json-ld#context"' in plain.headers["link"]
     [device] = plain.json()
     assert "@context" not in device
-    sdm_schemas.validator(sdm_schemas.DEVICE).validate(device)
+    sdm_upstream.device().validate(device)
 
     one = await http.get(f"/ngsi-ld/v1/entities/urn:ngsi-ld:Alert:{stored[0].id}")
     assert one.json()["id"] == f"urn:ngsi-ld:Alert:{stored[0].id}"
     assert (await http.get("/ngsi-ld/v1/entities/urn:ngsi-ld:Device:dev-a")).status_code == 200
     missing = await http.get(f"/ngsi-ld/v1/entities/urn:ngsi-ld:Alert:{new_id()}")
     assert missing.status_code == 404
-    assert (await http.get("/ngsi-ld/v1/entities/urn:x:1")).status_code == 400
-    assert (await http.get("/ngsi-ld/v1/entities", params={"type": "Car"})).status_code == 400
+    assert missing.headers["content-type"] == "application/problem+json"
+    assert missing.json()["type"] == "https://uri.etsi.org/ngsi-ld/errors/ResourceNotFound"
+    for bad in (
+        await http.get("/ngsi-ld/v1/entities/urn:x:1"),
+        await http.get("/ngsi-ld/v1/entities", params={"type": "Car"}),
+    ):
+        assert bad.status_code == 400
+        assert bad.json()["type"] == "https://uri.etsi.org/ngsi-ld/errors/BadRequestData"
 
 
 def orion_notification(alert: dict[str, Any]) -> dict[str, Any]:

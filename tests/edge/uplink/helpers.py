@@ -48,8 +48,13 @@ def make_event(device_id: str, severity: Severity = Severity.MEDIUM, **extra: ob
 def uplink_settings(
     broker: Broker, device_id: str, outbox: Path, **extra: object
 ) -> UplinkSettings:
-    """Settings for *device_id* with its harness password and fast reconnects."""
+    """Settings for *device_id* with its harness password and fast reconnects.
+
+    Delivery contract 1 (delete on PUBACK) unless *extra* says otherwise: these tests have no
+    ingestor to confirm what is stored; ``test_end_to_end.py`` runs contract 2 with one.
+    """
     base: dict[str, object] = {
+        "delivery": "broker",
         "host": broker.host,
         "port": broker.port,
         "username": device_id,
@@ -90,7 +95,9 @@ class Recorder:
         self.client.on_subscribe = lambda *_args: self._subscribed.set()
         props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         props.SessionExpiryInterval = 600
-        self.client.connect(broker.host, broker.port, 30, clean_start=False, properties=props)
+        self.client.connect(
+            broker.host, broker.service_port, 30, clean_start=False, properties=props
+        )
         self.client.loop_start()
         assert self._subscribed.wait(5), "recorder did not subscribe"
 
@@ -179,7 +186,7 @@ def publish_as_operator(broker: Broker, topic_name: str, payload: bytes, *, reta
     """Publish as the operations API's service account (writes configs and commands)."""
     client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
     client.username_pw_set(API_USER, broker.users[API_USER])
-    client.connect(broker.host, broker.port)
+    client.connect(broker.host, broker.service_port)
     client.loop_start()
     client.publish(topic_name, payload, qos=1, retain=retain).wait_for_publish(5)
     client.disconnect()
