@@ -81,8 +81,12 @@ async def take(  # noqa: PLR0917 - one call site
 
 
 def shrink(folder: Path) -> None:
-    """256-colour PNGs: a third of the size, still sharp for docs (Pillow, from the dev group)."""
-    from PIL import Image
+    """256-colour PNGs: a third of the size, still sharp for docs (when Pillow is installed)."""
+    try:
+        from PIL import Image
+    except ImportError:
+        typer.echo("Pillow not installed: PNGs kept at full size (pip install pillow)", err=True)
+        return
 
     for path in folder.glob("*.png"):
         with Image.open(path) as image:
