@@ -1,9 +1,10 @@
-"""``cityops cloud``: ingest MQTT into the store, serve the operations API, manage API keys."""
+"""``cityops cloud``: ingest MQTT into the store, serve the operations API, keys and users."""
 
 import typer
 
 from cloud.api.cli import keys_app, serve
 from cloud.connectors.cli import connectors_app
+from cloud.console.cli import users_app
 from cloud.ingest.cli import ingest
 
 app = typer.Typer(
@@ -17,3 +18,4 @@ app.command("ingest")(ingest)
 app.command("serve")(serve)
 app.add_typer(keys_app, name="keys")
 app.add_typer(connectors_app, name="connectors")
+app.add_typer(users_app, name="users")

@@ -23,7 +23,7 @@ from edge.detect.tflite import TfliteDetector
 from edge.motion.gate import MotionGate
 from edge.motion.static import StaticBlob, StaticForeground, StaticParams
 from edge.privacy.faces import FaceBlurrer, SnapshotRefusedError, make_blurrer
-from edge.privacy.snapshot import encode_jpeg, snapshot
+from edge.privacy.snapshot import crop_rect, encode_jpeg, snapshot
 from edge.rules.engine import RuleEngine, RuleEvent
 from edge.settings import EdgeSettings
 from edge.sink import EventSink
@@ -265,6 +265,7 @@ class Pipeline:
         observed = self._wall(frame, r.ts)
         started = min(self._wall(frame, r.started_ts), observed)
         snap = None
+        region: dict[str, float] = {}
         if r.phase is Phase.START and cam.config.rules.snapshot:
             people = [t.box for t in cam.last_tracks if t.label in cam.config.rules.person_labels]
             try:
@@ -279,6 +280,15 @@ class Pipeline:
                 snap = Snapshot(data=data, width=w, height=h)
             except SnapshotRefusedError:  # no face model: the event goes, its image does not
                 snap = None
+            if snap is not None and r.box is not None:
+                # Where the crop sits in the frame, so a console can draw boxes and zones on it.
+                crop = crop_rect(r.box)
+                region = {
+                    "snapshot_x1": round(crop.x1, 4),
+                    "snapshot_y1": round(crop.y1, 4),
+                    "snapshot_x2": round(crop.x2, 4),
+                    "snapshot_y2": round(crop.y2, 4),
+                }
         objects = [
             DetectedObject(
                 label=o.label,
@@ -305,7 +315,7 @@ class Pipeline:
             snapshot=snap,
             model=self.model,
             summary=r.summary,
-            attributes={"episode": r.episode, **r.attributes},
+            attributes={"episode": r.episode, **r.attributes, **region},
         )
 
     # -- health and snapshots --------------------------------------------------------------

@@ -19,7 +19,7 @@ from rich.table import Table
 from cityops.demo.agents import Agent, audit_log, provision, start_agent, write_agent_config
 from cityops.demo.monitor import Monitor
 from cityops.demo.scenario import EXPECTED_KINDS, SCENARIO, DemoCamera
-from cityops.demo.stack import MONITOR_USER, Stack, start_stack
+from cityops.demo.stack import DEMO_USER, MONITOR_USER, Stack, start_stack
 from cityops.demo.supervisor import Supervisor, leftover_pids
 from cityops.demo.view import render
 from cityops.paths import (
@@ -97,6 +97,10 @@ def run_demo(opts: DemoOptions, console: Console) -> dict[str, Any]:
         console.print("• starting Mosquitto with per-device credentials, ingest and the API …")
         stack = start_stack(opts.workdir, supervisor, store=opts.store)
         console.print(f"• operations API at {stack.api_url} (OpenAPI: {stack.api_url}/docs)")
+        console.print(
+            f"• [bold]operator console[/] at {stack.api_url}/ — sign in as "
+            f"[bold]{DEMO_USER}[/] / [bold]{stack.console_password}[/]"
+        )
         monitor = Monitor(
             stack.broker.host,
             stack.broker.port,
@@ -117,7 +121,9 @@ def run_demo(opts: DemoOptions, console: Console) -> dict[str, Any]:
         if opts.keep:
             console.print(
                 f"\n[bold]API left running[/] at {stack.api_url} — operator key: "
-                f"{stack.keys.operator}\n  OpenAPI: {stack.api_url}/docs\n  live stream: "
+                f"{stack.keys.operator}\n  operator console: {stack.api_url}/ — sign in as "
+                f"{DEMO_USER} / {stack.console_password}\n  OpenAPI: {stack.api_url}/docs\n"
+                "  live stream: "
                 f"curl -N -H 'Authorization: Bearer {stack.keys.operator}' "
                 f"{stack.api_url}/api/v1/live/sse  (WebSocket: /api/v1/live/ws)\n  Ctrl-C to stop."
             )

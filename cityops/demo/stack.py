@@ -30,6 +30,10 @@ class Keys:
     technician: str
 
 
+DEMO_USER = "demo"
+"""The console login the demo prints (a supervisor of every department; new password per run)."""
+
+
 @dataclass
 class Stack:
     workdir: Path
@@ -38,6 +42,7 @@ class Stack:
     api_url: str
     keys: Keys
     service_passwords: dict[str, str]
+    console_password: str
 
     def stop_services(self) -> None:
         self.broker.stop()
@@ -60,6 +65,7 @@ def _services(passwords: dict[str, str]) -> list[ServiceCredential]:
 def start_stack(workdir: Path, supervisor: Supervisor, *, store: str) -> Stack:
     """Start Mosquitto (+ InfluxDB) and ``cityops cloud serve``; return once the API answers."""
     from cloud.ops.keys import create_api_key
+    from cloud.ops.users import create_user
 
     passwords = {u: secrets.token_urlsafe(18) for u in (INGEST_USER, API_USER, MONITOR_USER)}
     db_url = f"sqlite:///{workdir / 'cityops.sqlite'}"
@@ -76,6 +82,10 @@ def start_stack(workdir: Path, supervisor: Supervisor, *, store: str) -> Stack:
             admin=create_api_key(session, name="demo-admin", role="admin"),
             operator=create_api_key(session, name="demo-operator", role="operator"),
             technician=create_api_key(session, name="demo-technician", role="technician"),
+        )
+        console_password = secrets.token_urlsafe(9)
+        create_user(
+            session, DEMO_USER, console_password, "supervisor", display_name="Demo supervisor"
         )
         session.commit()
     engine.dispose()
@@ -132,7 +142,7 @@ def start_stack(workdir: Path, supervisor: Supervisor, *, store: str) -> Stack:
                                str(cfg_path)])  # fmt: skip
     api_url = f"http://127.0.0.1:{api_port}"
     _wait_http(f"{api_url}/healthz", supervisor)
-    return Stack(workdir, broker, influx, api_url, keys, passwords)
+    return Stack(workdir, broker, influx, api_url, keys, passwords, console_password)
 
 
 def _wait_http(url: str, supervisor: Supervisor, timeout: float = 60.0) -> None:

@@ -25,6 +25,7 @@ from cloud.api.metrics import ApiMetrics
 from cloud.api.mqtt import ApiMqtt
 from cloud.api.routes import devices, events, incidents, live, system
 from cloud.api.settings import ApiSettings
+from cloud.console.mount import install_console
 from cloud.db.base import create_all, make_engine
 from cloud.db.devices import Device
 from cloud.ops.clock import Clock, SystemClock
@@ -187,6 +188,7 @@ def create_app(
         app.include_router(router)
     for router in extra_routers:
         app.include_router(router)
+    install_console(app)
 
     @app.middleware("http")
     async def _measure(

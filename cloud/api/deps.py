@@ -1,7 +1,8 @@
 """Dependencies as ``Annotated`` aliases: the context, the caller and its permission, scoping.
 
-Every credential goes through ``authenticate_token`` (requests, stream openings) and every
-open stream through ``revalidate`` (see ``cloud.api.routes.live``).
+Every credential goes through ``authenticate_token`` (requests, stream openings) — or, without
+a key, the console's session cookie (``principal_of_request``) — and every open stream through
+``revalidate`` (see ``cloud.api.routes.live``).
 """
 
 import asyncio
@@ -14,10 +15,12 @@ from sqlalchemy.orm import Session
 
 from cloud.api.context import ApiContext
 from cloud.api.problems import ApiError
+from cloud.console.auth import cookie_principal
 from cloud.db.devices import Device
 from cloud.ops.keys import authenticate, principal_by_id
 from cloud.ops.models import IncidentOut
 from cloud.ops.roles import Actor, Permission, Principal
+from cloud.ops.users import USER_KEY_PREFIX, user_principal
 from shared.clock import utcnow
 from shared.limits import DEVICE_ID_PATTERN
 
@@ -69,14 +72,29 @@ async def authenticate_token(ctx: ApiContext, token: str | None, address: str) -
     return principal
 
 
+async def principal_of_request(
+    request: Request, ctx: ApiContext, credentials: HTTPAuthorizationCredentials | None
+) -> Principal:
+    """The API key's principal or, without a key, the signed-in console user's (CSRF-checked)."""
+    if credentials is None:
+        user = await asyncio.to_thread(cookie_principal, request, ctx)
+        if user is not None:
+            return user
+    return await authenticate_token(
+        ctx, credentials.credentials if credentials else None, client_address(request)
+    )
+
+
 def revalidate(ctx: ApiContext, principal: Principal) -> Principal | None:
     """*principal* as its source says it is now, bypassing caches; None once it is gone.
 
     The one check of a principal that stays connected (live streams): a revoked or expired
-    key gives None, a narrowed one (role, departments) its new scope. API keys are the only
-    principal source today; console sessions (issue #15) add their branch here.
+    key gives None, a narrowed one (role, departments) its new scope; for a console user
+    (``user:<name>``), a disabled account gives None.
     """
     with ctx.sessions() as session:
+        if principal.key_id.startswith(USER_KEY_PREFIX):
+            return user_principal(session, principal.key_id.removeprefix(USER_KEY_PREFIX))
         return principal_by_id(session, principal.key_id)
 
 
@@ -87,9 +105,7 @@ class Require:
         self.permission = permission
 
     async def __call__(self, request: Request, ctx: Ctx, credentials: Credentials) -> Principal:
-        principal = await authenticate_token(
-            ctx, credentials.credentials if credentials else None, client_address(request)
-        )
+        principal = await principal_of_request(request, ctx, credentials)
         if not principal.can(self.permission):
             raise ApiError(
                 403, f"role {principal.role.value!r} lacks permission {self.permission.value!r}"

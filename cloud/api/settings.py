@@ -10,6 +10,7 @@ from typing import Any, Self
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from cityops.settings_file import build, layered, read_mapping
+from cloud.console.settings import ConsoleOptions
 from cloud.settings import CloudSettings, MqttClientSettings
 
 
@@ -50,6 +51,9 @@ class ApiOptions(BaseModel):
     )
     broker_files: BrokerFilesSettings | None = Field(
         default=None, description="Set to let the API manage device credentials on the broker."
+    )
+    console: ConsoleOptions = Field(
+        default_factory=ConsoleOptions, description="The operator console (docs/console.md)."
     )
 
 

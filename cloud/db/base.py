@@ -54,7 +54,8 @@ def create_all(engine: Engine) -> None:
     # Importing a table module registers its tables on Base.metadata.
     import cloud.db.devices
     import cloud.db.ingest
-    import cloud.db.ops  # noqa: F401
+    import cloud.db.ops
+    import cloud.db.users  # noqa: F401
 
     Base.metadata.create_all(engine)
     add_missing_columns(engine)

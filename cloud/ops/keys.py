@@ -38,7 +38,7 @@ def _digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def _check_departments(departments: Sequence[str]) -> list[str]:
+def check_departments(departments: Sequence[str]) -> list[str]:
     if not departments:
         raise ValueError("departments: give at least one department or '*'")
     for dept in departments:
@@ -75,7 +75,7 @@ def create_api_key(
             id=key_id,
             name=name.strip(),
             role=role_value.value,
-            departments=_check_departments(departments),
+            departments=check_departments(departments),
             secret_hash=_digest(secret),
             created_at=utcnow(),
             expires_at=expires_at,
@@ -137,7 +137,7 @@ def update_api_key(
     if role is not None:
         row.role = _check_role(role).value
     if departments is not None:
-        row.departments = _check_departments(departments)
+        row.departments = check_departments(departments)
     if expires_at is not None:
         row.expires_at = expires_at
     session.commit()

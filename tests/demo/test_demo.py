@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -60,6 +61,11 @@ def test_short_demo_opens_one_parking_and_one_abandoned_incident(
     assert audit["device_audit_records"] >= audit["snapshots_left_devices"], audit
     assert audit["readable_faces_after"] == 0, audit
     assert "privacy audit" in result.stdout
+    # The operator console's address and a demo login (docs/console.md).
+    console = (
+        r"operator\s+console\s+at\s+http://127\.0\.0\.1:\d+/\s+—\s+sign\s+in\s+as\s+demo\s+/\s+\S"
+    )
+    assert re.search(console, result.stdout), result.stdout[:2000]
 
 
 def test_demo_without_material_says_where_to_put_it(tmp_path: Path) -> None:

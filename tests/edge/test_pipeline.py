@@ -80,6 +80,11 @@ def test_apply_config_takes_effect_before_the_next_frame() -> None:
     ]
     assert events[0].device_id == "cam-01"
     assert events[0].snapshot is not None
+    # Where the snapshot's crop sits in the frame: consoles draw the box and zone with it.
+    a = events[0].attributes
+    car = PARKED[0].box
+    assert float(a["snapshot_x1"]) <= car.x1 < car.x2 <= float(a["snapshot_x2"])
+    assert float(a["snapshot_y1"]) <= car.y1 < car.y2 <= float(a["snapshot_y2"])
 
 
 @pytest.mark.parametrize(

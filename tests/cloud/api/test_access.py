@@ -31,7 +31,11 @@ PUBLIC = {
     "/docs",
     "/docs/oauth2-redirect",
     "/redoc",
+    "/login",  # the console's sign-in form and sign-out (docs/console.md): the way in
+    "/logout",
 }
+CONSOLE_PAGES = {"/", "/map", "/devices", "/events", "/incidents/{incident_id}"}
+"""Console pages: one permission each, but without a session they send the browser to /login."""
 STREAMING = {"/api/v1/live/sse"}
 """Endless responses: only their refusals are checked here (served over uvicorn in test_live)."""
 SCOPED_PARAMS = {"device_id", "incident_id", "event_id"}
@@ -99,6 +103,12 @@ async def test_every_route_requires_credentials_role_and_department(api: Api) ->
         assert len(perms) == 1, f"{route.path} must declare exactly one permission, has {perms}"
         (perm,) = perms
         url = _url(route.path, values)
+        if route.path in CONSOLE_PAGES:
+            for headers in ({}, api.auth("admin")):  # a key is no session: pages are for people
+                page = await api.client.get(url, headers=headers)
+                assert page.status_code == 303, route.path
+                assert page.headers["location"].startswith("/login?next="), route.path
+            continue
         scoped = bool(SCOPED_PARAMS & set(re.findall(r"\{(\w+)\}", route.path)))
         for method in sorted(route.methods or ()):
             send: dict[str, Any] = {"json": {}} if method in {"POST", "PUT", "PATCH"} else {}
