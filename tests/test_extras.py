@@ -30,6 +30,7 @@ COMPONENTS = {
 }
 RUNTIME_PLUGINS = {
     "websockets": "uvicorn's WebSocket protocol (/api/v1/live), loaded by uvicorn",
+    "jinja2": "the console's templates, loaded by fastapi.templating.Jinja2Templates",
 }
 MUST_NOT_IMPORT = {
     "edge": ("fastapi", "sqlalchemy", "balena"),
