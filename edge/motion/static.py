@@ -6,6 +6,13 @@ Each pixel keeps how long it has been static; connected static areas become ``St
 matched frame to frame so a blob keeps its id while its outline wobbles. The long-term model
 starts from the first frame, which may hold objects that later leave; a blob over background
 never confirmed by the scene (``confirm_s``) is such a ghost and is learned away.
+
+Lighting is taken out before any comparison: each frame is divided by its brightness factor
+relative to the long-term background, estimated per region of a coarse grid
+(``edge.motion.lighting.gain_map``). A light switching on, a cloud or dusk then leave the
+normalised frame as it was, while a new object, smaller than half a grid cell, still differs.
+While the caller says the lighting is unsettled (a sudden change), static ages are frozen:
+judgement pauses, nothing restarts.
 """
 
 from dataclasses import dataclass
@@ -16,6 +23,7 @@ import numpy.typing as npt
 
 from edge.camera.frame import Image
 from edge.detect.regions import Rect
+from edge.motion.lighting import gain_map
 
 F32 = npt.NDArray[np.float32]
 WARMUP_SAMPLES = 9
@@ -66,9 +74,12 @@ class StaticForeground:
         grey = cv2.GaussianBlur(cv2.cvtColor(small, cv2.COLOR_BGR2GRAY), (3, 3), 0)
         return grey.astype(np.float32)
 
-    def update(self, image: Image, ts: float) -> list[StaticBlob]:
+    def update(self, image: Image, ts: float, *, settled: bool = True) -> list[StaticBlob]:
+        """Advance to *ts*; with ``settled=False`` (a sudden light change) ages are frozen."""
         p = self.params
         grey = self._grey(image)
+        if self._long is not None:
+            grey = grey / gain_map(grey, self._long)
         if self._long is None or self._short is None or self._age is None or self._seen is None:
             if self._warmup(grey, ts):
                 return []
@@ -86,7 +97,8 @@ class StaticForeground:
         fg_short = np.abs(grey - self._short) > p.threshold
         static = fg_long & ~fg_short
         self._seen = np.where(fg_long, self._seen, np.minimum(self._seen + dt, 3600.0))
-        self._age = np.where(static, self._age + dt, np.maximum(self._age - 2.0 * dt, 0.0))
+        if settled:
+            self._age = np.where(static, self._age + dt, np.maximum(self._age - 2.0 * dt, 0.0))
         # The short-term model follows quickly; the long-term one learns only where nothing
         # is in front of it, plus a very slow global drift for light changes.
         cv2.accumulateWeighted(grey, self._short, min(1.0, dt / p.short_term_s))
@@ -94,7 +106,8 @@ class StaticForeground:
         learn = (~fg_long).astype(np.uint8)
         cv2.accumulateWeighted(grey, self._long, min(1.0, a_long * 20.0), mask=learn)
         cv2.accumulateWeighted(grey, self._long, a_long)
-        self._blobs = self._match(self._find(ts, grey), ts)
+        if settled:
+            self._blobs = self._match(self._find(ts, grey), ts)
         return self._blobs
 
     def _warmup(self, grey: F32, ts: float) -> bool:
