@@ -92,10 +92,10 @@ CLIPS = {
             name="abandoned",
             path=("abandoned", "aboda_video4.avi"),
             config="aboda-abandoned.yaml",
-            end_s=36.0,
+            end_s=38.5,
             change_s=27.0,
             dim=(20.0, 30.0),
-            expected=(Expected(EventKind.ABANDONED_OBJECT, "sidewalk", 29.0, 36.0),),
+            expected=(Expected(EventKind.ABANDONED_OBJECT, "sidewalk", 29.0, 38.4),),
         ),
         Clip(
             # Nobody stops: no parking and no left-object event.
