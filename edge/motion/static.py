@@ -7,10 +7,16 @@ matched frame to frame so a blob keeps its id while its outline wobbles. The lon
 starts from the first frame, which may hold objects that later leave; a blob over background
 never confirmed by the scene (``confirm_s``) is such a ghost and is learned away.
 
-Lighting is taken out before any comparison: each frame is divided by its brightness factor
+Camera shake is taken out first: each frame is aligned to the long-term background by phase
+correlation (a whole-frame translation, sub-pixel; a pole swaying by a few pixels), otherwise
+every edge in the scene, and the outline of a small bag, flickers between foreground and not.
+Lighting is taken out next: each frame is divided by its brightness factor
 relative to the long-term background, estimated per region of a coarse grid
 (``edge.motion.lighting.gain_map``). A light switching on, a cloud or dusk then leave the
 normalised frame as it was, while a new object, smaller than half a grid cell, still differs.
+Contrast too: a dark, gained night image spans fewer grey levels, so a bag differs from the
+pavement by less. The foreground threshold scales with the background's contrast (its grey
+standard deviation against that of a daylight street), down to 40 % of ``threshold``.
 While the caller says the lighting is unsettled (a sudden change), static ages are frozen:
 judgement pauses, nothing restarts.
 """
@@ -27,6 +33,9 @@ from edge.motion.lighting import gain_map
 
 F32 = npt.NDArray[np.float32]
 WARMUP_SAMPLES = 9
+DAYLIGHT_STD = 30.0
+"""Grey standard deviation of a daylight street scene at this scale: ``threshold`` is for it."""
+MIN_THRESHOLD_FRACTION = 0.4
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +59,8 @@ class StaticParams:
     settle_s: float = 2.0
     confirm_s: float = 1.0
     warmup_s: float = 4.0
+    max_shift: float = 0.03
+    """Largest camera shake compensated (fraction of the width); more is a moved camera."""
 
 
 class StaticForeground:
@@ -66,6 +77,9 @@ class StaticForeground:
         self._sample_ts = 0.0
         self._blobs: list[StaticBlob] = []
         self._next_id = 1
+        self._window: F32 | None = None
+        self.shift = (0.0, 0.0)
+        """The last frame's estimated shake, in pixels of the reduced frame."""
 
     def _grey(self, image: Image) -> F32:
         h, w = image.shape[:2]
@@ -79,6 +93,7 @@ class StaticForeground:
         p = self.params
         grey = self._grey(image)
         if self._long is not None:
+            grey = self._align(grey, self._long)
             grey = grey / gain_map(grey, self._long)
         if self._long is None or self._short is None or self._age is None or self._seen is None:
             if self._warmup(grey, ts):
@@ -93,8 +108,10 @@ class StaticForeground:
             return []
         dt = max(1e-3, ts - (self._last_ts if self._last_ts is not None else ts))
         self._last_ts = ts
-        fg_long = np.abs(grey - self._long) > p.threshold
-        fg_short = np.abs(grey - self._short) > p.threshold
+        contrast = min(1.0, max(MIN_THRESHOLD_FRACTION, float(self._long.std()) / DAYLIGHT_STD))
+        threshold = p.threshold * contrast
+        fg_long = np.abs(grey - self._long) > threshold
+        fg_short = np.abs(grey - self._short) > threshold
         static = fg_long & ~fg_short
         self._seen = np.where(fg_long, self._seen, np.minimum(self._seen + dt, 3600.0))
         if settled:
@@ -109,6 +126,23 @@ class StaticForeground:
         if settled:
             self._blobs = self._match(self._find(ts, grey), ts)
         return self._blobs
+
+    def _align(self, grey: F32, reference: F32) -> F32:
+        """*grey* moved back onto *reference* if the camera shook (a small translation)."""
+        h, w = grey.shape
+        if self._window is None or self._window.shape != grey.shape:
+            self._window = np.asarray(cv2.createHanningWindow((w, h), cv2.CV_32F))
+        (dx, dy), response = cv2.phaseCorrelate(reference, grey, self._window)
+        limit = self.params.max_shift * w
+        if response < 0.05 or abs(dx) > limit or abs(dy) > limit:  # noqa: PLR2004
+            self.shift = (0.0, 0.0)
+            return grey
+        self.shift = (float(dx), float(dy))
+        if abs(dx) < 0.25 and abs(dy) < 0.25:  # noqa: PLR2004 - a quarter pixel: leave it
+            return grey
+        m = np.array([[1.0, 0.0, -dx], [0.0, 1.0, -dy]], dtype=np.float32)
+        out = cv2.warpAffine(grey, m, (w, h), borderMode=cv2.BORDER_REPLICATE)
+        return np.asarray(out, dtype=np.float32)
 
     def _warmup(self, grey: F32, ts: float) -> bool:
         """Collect frames for ``warmup_s``; their median becomes the long-term background.

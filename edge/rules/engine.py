@@ -42,6 +42,7 @@ FIRED_MEMORY_S = 120.0
 """A reported left object's place is remembered while something is seen there, and this long
 after (then a new object on the same spot is a new event)."""
 PERSON_OVERLAP = 0.3
+KNOWN_RECENT_S = 1.0
 VEHICLE_COVER = 0.5
 LINE_MARGIN = 0.01
 """A track changes side of a counting line only once it is this far past it (hysteresis)."""
@@ -214,7 +215,7 @@ class RuleEngine:
             return [
                 _Hit(b.id, b.box, b.static_since, (ObjectRef("object", 1.0, b.box),))
                 for b in blobs
-                if shape.contains(b.box.center) and not self._is_known_object(b, tracks)
+                if shape.contains(b.box.center) and not self._is_known_object(b, tracks, ts)
             ]
         if zone.kind is ZoneKind.CROWDING:
             people = set(zone.labels or p.person_labels)
@@ -229,12 +230,12 @@ class RuleEngine:
                 return [_Hit(0, box, ts, tuple(_ref(t) for t in inside[:64]))]
         return []
 
-    def _is_known_object(self, blob: StaticBlob, tracks: Sequence[Track]) -> bool:
+    def _is_known_object(self, blob: StaticBlob, tracks: Sequence[Track], ts: float) -> bool:
         """A static blob that is a standing person or a parked vehicle is not a left object."""
         p = self.params
         for t in tracks:
-            if not t.confirmed:
-                continue
+            if not t.confirmed or t.last_seen < ts - KNOWN_RECENT_S:
+                continue  # a track kept through a detector miss is not evidence of anything
             inter = blob.box.intersection(t.box)
             if t.label in p.person_labels and inter >= PERSON_OVERLAP * blob.box.area:
                 return True
