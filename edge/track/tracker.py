@@ -35,6 +35,8 @@ class TrackerParams:
     window_s: float = 3.0
     sample_s: float = 0.2
     """Centres are kept at most this often for the speed fit (bounds its cost per frame)."""
+    min_cover: float = 0.5
+    """The speed is judged only if centres were kept in this fraction of the window's slots."""
     stationary_speed: float = 0.02
     hysteresis: float = 1.5
     """A stationary track becomes moving only above hysteresis × stationary_speed."""
@@ -165,6 +167,8 @@ class Tracker:
             t.history.popleft()
         if ts - t.history[0][0] < p.window_s * 0.9:
             return  # not enough history to tell yet
+        if len(t.history) < p.min_cover * p.window_s / p.sample_s:
+            return  # seen now and then (a sporadic false detection): no evidence either way
         t.speed = _speed(t.history)
         threshold = p.stationary_speed * (p.hysteresis if t.stationary_since is not None else 1.0)
         if t.speed <= threshold:
