@@ -19,11 +19,10 @@ again. Person sightings of the last minute are kept (a few per second per person
 candidate also knows who stood over it before it was ever a candidate.
 """
 
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-
-from collections import deque
 
 from edge.detect.regions import Rect
 from edge.motion.static import StaticBlob
@@ -308,7 +307,9 @@ class RuleEngine:
     def _reported(self, zone_id: str, box: Rect, ts: float) -> bool:
         self._fired = [f for f in self._fired if ts - f.last_seen <= FIRED_MEMORY_S]
         for f in self._fired:
-            if f.zone_id == zone_id and (f.box.iou(box) >= REATTACH_IOU or self._duplicate(f.box, box)):
+            if f.zone_id == zone_id and (
+                f.box.iou(box) >= REATTACH_IOU or self._duplicate(f.box, box)
+            ):
                 f.last_seen = ts
                 return True
         return False

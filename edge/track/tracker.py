@@ -12,7 +12,6 @@ its spot continues it with its stationary time intact.
 """
 
 import math
-
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field

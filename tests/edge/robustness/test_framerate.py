@@ -53,10 +53,10 @@ def image(ts: float) -> Image:
 def settings() -> EdgeSettings:
     return EdgeSettings(
         device_id="cam-01",
-        cameras=[{"id": "cam", "source": "scene.mp4"}],  # type: ignore[list-item]
-        motion={"enabled": False},  # type: ignore[arg-type]
-        snapshot={"blur_faces": False},  # type: ignore[arg-type]
-        device_config={  # type: ignore[arg-type]
+        cameras=[{"id": "cam", "source": "scene.mp4"}],
+        motion={"enabled": False},
+        snapshot={"blur_faces": False},
+        device_config={
             "device_id": "cam-01",
             "cameras": [
                 {

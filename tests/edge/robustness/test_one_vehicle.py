@@ -32,8 +32,8 @@ def test_parked_cars_with_touching_neighbours_give_one_event_per_zone(material: 
     del material
     settings = EdgeSettings(
         device_id="cam-lot-01",
-        cameras=[{"id": "lot", "source": "lot.mp4"}],  # type: ignore[list-item]
-        device_config={  # type: ignore[arg-type]
+        cameras=[{"id": "lot", "source": "lot.mp4"}],
+        device_config={
             "device_id": "cam-lot-01",
             "cameras": [
                 {
