@@ -8,7 +8,8 @@ stationary time restarts and the patch is renewed.
 "Found" is robust to what a street camera does to a still object: the patch is searched within
 ``search`` of its place (a pole swaying by a few pixels), and compared by normalised
 correlation (a light switching on, dusk, a gained night image change brightness and contrast,
-not the correlation). A flat patch (a wall, the night) tells nothing and is not judged.
+not the correlation). A flat patch (a wall, empty road) cannot be correlated: it has moved
+only if something with contrast appears in it.
 """
 
 from collections.abc import Sequence
@@ -23,6 +24,7 @@ from edge.track.tracker import Track
 
 Grey = npt.NDArray[np.uint8]
 MIN_PATCH = 4
+FLAT_CHANGE = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +58,10 @@ class StillnessCheck:
     def _still(self, grey: Grey, box: Rect, patch: Grey) -> bool:
         p = self.params
         if float(patch.std()) < p.min_contrast:
-            return True  # nothing to compare
+            # A flat reference (empty asphalt under a box the detector keeps finding on a
+            # queue of cars) is still as long as nothing with contrast comes into it.
+            x1, y1, x2, y2 = _pixels(grey, box)
+            return float(grey[y1:y2, x1:x2].std()) < FLAT_CHANGE * p.min_contrast
         pad = max(1, round(p.search * grey.shape[1]))
         x1, y1, x2, y2 = _pixels(grey, box, pad)
         area = grey[y1:y2, x1:x2]

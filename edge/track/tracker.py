@@ -6,7 +6,10 @@ and know when they are stationary: the least-squares speed of the box centre ove
 hysteresis band so a parked car does not flicker between parked and moving on detector jitter.
 
 Every time constant is in seconds (box smoothing, score decay, ages), so the same scene at 30,
-10 or 5 fps gives the same tracks (the constants equal the former per-frame factors at 30 fps).
+10 or 5 fps gives the same tracks (the constants equal the former per-frame factors at 15 fps,
+the parking clip's rate). A stationary track is kept through longer detector misses
+(``stationary_max_age_s``: a parked car lost in a dark or noisy stretch), so a detection on its
+spot continues it with its stationary time intact.
 """
 
 import math
@@ -37,14 +40,16 @@ class TrackerParams:
     stationary_speed: float = 0.02
     hysteresis: float = 1.5
     """A stationary track becomes moving only above hysteresis × stationary_speed."""
-    smoothing_s: float = 0.05
-    """Time constant of the box smoothing (0.5 per frame at 30 fps). Slower smoothing lets a
-    track follow a queue of passing cars through one spot and call it parked (motorway clip)."""
+    smoothing_s: float = 0.1
+    """Time constant of the box smoothing (0.5 per frame at 15 fps)."""
     hold_iou: float = 0.4
-    hold_smoothing_s: float = 0.3
-    """A stationary object's box is held with this slower constant (0.9 per frame at 30 fps)."""
-    score_decay_s: float = 0.3
-    """A track's best score decays with this constant (0.9 per frame at 30 fps)."""
+    hold_smoothing_s: float = 0.65
+    """A stationary object's box is held with this slower constant (0.9 per frame at 15 fps)."""
+    score_decay_s: float = 0.65
+    stationary_max_age_s: float = 10.0
+    """A stationary track survives this long without detections (a parked car does not leave
+    unseen in a few seconds; a detection on its spot continues it, stay intact)."""
+    """A track's best score decays with this constant (0.9 per frame at 15 fps)."""
     label_groups: tuple[tuple[str, ...], ...] = (("car", "truck", "bus", "motorcycle"),)
 
 
@@ -109,7 +114,12 @@ class Tracker:
         for di, det in enumerate(detections):
             if di not in used:
                 self._tracks.append(self._new(det, ts))
-        self._tracks = [t for t in self._tracks if ts - t.last_seen <= p.max_age_s]
+        self._tracks = [
+            t
+            for t in self._tracks
+            if ts - t.last_seen
+            <= (p.stationary_max_age_s if t.stationary_since is not None else p.max_age_s)
+        ]
         return [self._view(t) for t in self._tracks]
 
     def _assign(self, detections: Sequence[Detection]) -> tuple[list[int], list[int]]:
