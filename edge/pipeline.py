@@ -243,7 +243,7 @@ class Pipeline:
             # A sudden light change pauses stillness judgement instead of restarting clocks.
             cam.lighting.observe(grey, frame.ts)
             settled = cam.lighting.settled(frame.ts)
-            moved = cam.stillness.moved(tracks, grey, settled=settled)
+            moved = cam.stillness.moved(tracks, grey, ts=frame.ts, settled=settled)
             if moved:
                 cam.tracker.restart_stationary(moved, frame.ts)
                 tracks = cam.tracker.tracks()

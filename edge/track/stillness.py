@@ -34,7 +34,17 @@ class StillnessParams:
     search: float = 0.01
     """How far (fraction of the frame width) the patch may have shifted: camera shake."""
     min_contrast: float = 3.0
-    """A patch with a smaller grey standard deviation is too flat to judge."""
+    """A patch with a smaller grey standard deviation is too flat to correlate."""
+    every_s: float = 0.25
+    """Each track is checked at most this often (creeping beyond the search takes longer)."""
+
+
+@dataclass(slots=True)
+class _Ref:
+    box: Rect
+    patch: Grey
+    std: float
+    checked: float
 
 
 def _pixels(grey: Grey, box: Rect, pad: int = 0) -> tuple[int, int, int, int]:
@@ -47,17 +57,18 @@ def _pixels(grey: Grey, box: Rect, pad: int = 0) -> tuple[int, int, int, int]:
 class StillnessCheck:
     def __init__(self, params: StillnessParams | None = None) -> None:
         self.params = params or StillnessParams()
-        self._refs: dict[int, tuple[Rect, Grey]] = {}
+        self._refs: dict[int, _Ref] = {}
 
-    def _patch(self, grey: Grey, box: Rect) -> Grey | None:
+    def _ref(self, grey: Grey, box: Rect, ts: float) -> _Ref | None:
         x1, y1, x2, y2 = _pixels(grey, box)
         if x2 - x1 < MIN_PATCH or y2 - y1 < MIN_PATCH:
             return None
-        return grey[y1:y2, x1:x2].copy()
+        patch = grey[y1:y2, x1:x2].copy()
+        return _Ref(box, patch, float(patch.std()), ts)
 
-    def _still(self, grey: Grey, box: Rect, patch: Grey) -> bool:
-        p = self.params
-        if float(patch.std()) < p.min_contrast:
+    def _still(self, grey: Grey, ref: _Ref) -> bool:
+        p, box, patch = self.params, ref.box, ref.patch
+        if ref.std < p.min_contrast:
             # A flat reference (empty asphalt under a box the detector keeps finding on a
             # queue of cars) is still as long as nothing with contrast comes into it.
             x1, y1, x2, y2 = _pixels(grey, box)
@@ -72,24 +83,38 @@ class StillnessCheck:
         score = cv2.matchTemplate(area, patch, cv2.TM_CCOEFF_NORMED)
         return float(score.max()) >= p.min_correlation
 
-    def moved(self, tracks: Sequence[Track], grey: Grey, *, settled: bool = True) -> list[int]:
+    def moved(
+        self,
+        tracks: Sequence[Track],
+        grey: Grey,
+        *,
+        ts: float | None = None,
+        settled: bool = True,
+    ) -> list[int]:
         """Ids of stationary tracks whose look changed since they stopped (refs renewed).
 
-        While the lighting is not *settled* (a sudden change) nothing is judged.
+        While the lighting is not *settled* (a sudden change) nothing is judged. With *ts*,
+        each track is checked at most every ``every_s``.
         """
         out: list[int] = []
-        live: dict[int, tuple[Rect, Grey]] = {}
+        live: dict[int, _Ref] = {}
+        now = 0.0 if ts is None else ts
         for t in tracks:
             if not t.stationary:
                 continue
             ref = self._refs.get(t.id)
-            if ref is not None and (not settled or self._still(grey, ref[0], ref[1])):
-                live[t.id] = ref
-                continue
             if ref is not None:
+                due = settled and (ts is None or now - ref.checked >= self.params.every_s)
+                if not due:
+                    live[t.id] = ref
+                    continue
+                ref.checked = now
+                if self._still(grey, ref):
+                    live[t.id] = ref
+                    continue
                 out.append(t.id)
-            patch = self._patch(grey, t.box)
-            if patch is not None:
-                live[t.id] = (t.box, patch)
+            fresh = self._ref(grey, t.box, now)
+            if fresh is not None:
+                live[t.id] = fresh
         self._refs = live
         return out

@@ -114,7 +114,8 @@ CLIPS = {
             end_s=4.0,
             change_s=1.5,
             dim=(0.5, 3.0),
-            expected=(),
+            # More than 8 people from the first frame; crowding limit 2 s.
+            expected=(Expected(EventKind.CROWDING, "street", 2.0, 3.0),),
         ),
     )
 }
