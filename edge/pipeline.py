@@ -21,6 +21,7 @@ from edge.detect.base import Detection, Detector
 from edge.detect.regions import FULL_FRAME, Region, tiles, zone_regions
 from edge.detect.tflite import TfliteDetector
 from edge.motion.gate import MotionGate
+from edge.motion.lighting import LightingMonitor
 from edge.motion.static import StaticBlob, StaticForeground, StaticParams
 from edge.privacy.faces import FaceBlurrer, SnapshotRefusedError, make_blurrer
 from edge.privacy.snapshot import crop_rect, encode_jpeg, snapshot
@@ -72,6 +73,7 @@ class _Camera:
     tracker: Tracker
     rules: RuleEngine
     stillness: StillnessCheck = field(default_factory=StillnessCheck)
+    lighting: LightingMonitor = field(default_factory=LightingMonitor)
     regions: list[Region] = field(default_factory=list)
     cache: dict[Region, tuple[float, list[Detection]]] = field(default_factory=dict)
     shape: tuple[int, int] | None = None
@@ -237,8 +239,12 @@ class Pipeline:
         detections = self._detect(cam, frame)
         tracks = cam.tracker.update(detections, frame.ts)
         grey = cam.gate.detail
+        settled = True
         if grey is not None:
-            moved = cam.stillness.moved(tracks, grey)
+            # A sudden light change pauses stillness judgement instead of restarting clocks.
+            cam.lighting.observe(grey, frame.ts)
+            settled = cam.lighting.settled(frame.ts)
+            moved = cam.stillness.moved(tracks, grey, ts=frame.ts, settled=settled)
             if moved:
                 cam.tracker.restart_stationary(moved, frame.ts)
                 tracks = cam.tracker.tracks()
@@ -246,7 +252,7 @@ class Pipeline:
         if self.settings.static.enabled and any(
             z.kind is ZoneKind.ABANDONED_WATCH for z in cam.config.zones
         ):
-            blobs = cam.static.update(frame.image, frame.ts)
+            blobs = cam.static.update(frame.image, frame.ts, settled=settled)
         fired = cam.rules.evaluate(tracks, blobs, frame.ts, frame.captured_at)
         if self.observer is not None:
             self.observer(FrameView(frame, cam.config, detections, tracks, blobs, grey))

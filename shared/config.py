@@ -171,6 +171,20 @@ class RuleParams(WireModel):
     end_grace_s: float = Field(
         default=3.0, ge=0.0, le=600.0, description="Hysteresis: how long a gone object is kept."
     )
+    owner_grace_s: float = Field(
+        default=3.0,
+        ge=0.0,
+        le=600.0,
+        description="A person within owner_radius this recently still attends an object "
+        "(detector flicker); a left object's clock starts only after this long with nobody near.",
+    )
+    duplicate_overlap: float = Field(
+        default=0.5,
+        gt=0.0,
+        le=1.0,
+        description="A stationary thing whose box covers more than this fraction of the smaller "
+        "box of an episode in the same zone joins it: one vehicle, one violation.",
+    )
     update_interval_s: float = Field(default=30.0, ge=1.0, le=86400.0)
     snapshot: bool = True
 

@@ -6,6 +6,19 @@ Each pixel keeps how long it has been static; connected static areas become ``St
 matched frame to frame so a blob keeps its id while its outline wobbles. The long-term model
 starts from the first frame, which may hold objects that later leave; a blob over background
 never confirmed by the scene (``confirm_s``) is such a ghost and is learned away.
+
+Camera shake is taken out first: each frame is aligned to the long-term background by phase
+correlation (a whole-frame translation, sub-pixel; a pole swaying by a few pixels), otherwise
+every edge in the scene, and the outline of a small bag, flickers between foreground and not.
+Lighting is taken out next: each frame is divided by its brightness factor
+relative to the long-term background, estimated per region of a coarse grid
+(``edge.motion.lighting.gain_map``). A light switching on, a cloud or dusk then leave the
+normalised frame as it was, while a new object, smaller than half a grid cell, still differs.
+Contrast too: a dark, gained night image spans fewer grey levels, so a bag differs from the
+pavement by less. The foreground threshold scales with the background's contrast (its grey
+standard deviation against that of a daylight street), down to 40 % of ``threshold``.
+While the caller says the lighting is unsettled (a sudden change), static ages are frozen:
+judgement pauses, nothing restarts.
 """
 
 from dataclasses import dataclass
@@ -16,9 +29,13 @@ import numpy.typing as npt
 
 from edge.camera.frame import Image
 from edge.detect.regions import Rect
+from edge.motion.lighting import gain_map
 
 F32 = npt.NDArray[np.float32]
 WARMUP_SAMPLES = 9
+DAYLIGHT_STD = 30.0
+"""Grey standard deviation of a daylight street scene at this scale: ``threshold`` is for it."""
+MIN_THRESHOLD_FRACTION = 0.4
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +59,8 @@ class StaticParams:
     settle_s: float = 2.0
     confirm_s: float = 1.0
     warmup_s: float = 4.0
+    max_shift: float = 0.03
+    """Largest camera shake compensated (fraction of the width); more is a moved camera."""
 
 
 class StaticForeground:
@@ -58,6 +77,9 @@ class StaticForeground:
         self._sample_ts = 0.0
         self._blobs: list[StaticBlob] = []
         self._next_id = 1
+        self._window: F32 | None = None
+        self.shift = (0.0, 0.0)
+        """The last frame's estimated shake, in pixels of the reduced frame."""
 
     def _grey(self, image: Image) -> F32:
         h, w = image.shape[:2]
@@ -66,9 +88,13 @@ class StaticForeground:
         grey = cv2.GaussianBlur(cv2.cvtColor(small, cv2.COLOR_BGR2GRAY), (3, 3), 0)
         return grey.astype(np.float32)
 
-    def update(self, image: Image, ts: float) -> list[StaticBlob]:
+    def update(self, image: Image, ts: float, *, settled: bool = True) -> list[StaticBlob]:
+        """Advance to *ts*; with ``settled=False`` (a sudden light change) ages are frozen."""
         p = self.params
         grey = self._grey(image)
+        if self._long is not None:
+            grey = self._align(grey, self._long)
+            grey = grey / gain_map(grey, self._long)
         if self._long is None or self._short is None or self._age is None or self._seen is None:
             if self._warmup(grey, ts):
                 return []
@@ -82,11 +108,14 @@ class StaticForeground:
             return []
         dt = max(1e-3, ts - (self._last_ts if self._last_ts is not None else ts))
         self._last_ts = ts
-        fg_long = np.abs(grey - self._long) > p.threshold
-        fg_short = np.abs(grey - self._short) > p.threshold
+        contrast = min(1.0, max(MIN_THRESHOLD_FRACTION, float(self._long.std()) / DAYLIGHT_STD))
+        threshold = p.threshold * contrast
+        fg_long = np.abs(grey - self._long) > threshold
+        fg_short = np.abs(grey - self._short) > threshold
         static = fg_long & ~fg_short
         self._seen = np.where(fg_long, self._seen, np.minimum(self._seen + dt, 3600.0))
-        self._age = np.where(static, self._age + dt, np.maximum(self._age - 2.0 * dt, 0.0))
+        if settled:
+            self._age = np.where(static, self._age + dt, np.maximum(self._age - 2.0 * dt, 0.0))
         # The short-term model follows quickly; the long-term one learns only where nothing
         # is in front of it, plus a very slow global drift for light changes.
         cv2.accumulateWeighted(grey, self._short, min(1.0, dt / p.short_term_s))
@@ -94,8 +123,26 @@ class StaticForeground:
         learn = (~fg_long).astype(np.uint8)
         cv2.accumulateWeighted(grey, self._long, min(1.0, a_long * 20.0), mask=learn)
         cv2.accumulateWeighted(grey, self._long, a_long)
-        self._blobs = self._match(self._find(ts, grey), ts)
+        if settled:
+            self._blobs = self._match(self._find(ts, grey), ts)
         return self._blobs
+
+    def _align(self, grey: F32, reference: F32) -> F32:
+        """*grey* moved back onto *reference* if the camera shook (a small translation)."""
+        h, w = grey.shape
+        if self._window is None or self._window.shape != grey.shape:
+            self._window = np.asarray(cv2.createHanningWindow((w, h), cv2.CV_32F))
+        (dx, dy), response = cv2.phaseCorrelate(reference, grey, self._window)
+        limit = self.params.max_shift * w
+        if response < 0.05 or abs(dx) > limit or abs(dy) > limit:  # noqa: PLR2004
+            self.shift = (0.0, 0.0)
+            return grey
+        self.shift = (float(dx), float(dy))
+        if abs(dx) < 0.25 and abs(dy) < 0.25:  # noqa: PLR2004 - a quarter pixel: leave it
+            return grey
+        m = np.array([[1.0, 0.0, -dx], [0.0, 1.0, -dy]], dtype=np.float32)
+        out = cv2.warpAffine(grey, m, (w, h), borderMode=cv2.BORDER_REPLICATE)
+        return np.asarray(out, dtype=np.float32)
 
     def _warmup(self, grey: F32, ts: float) -> bool:
         """Collect frames for ``warmup_s``; their median becomes the long-term background.

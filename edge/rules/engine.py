@@ -5,28 +5,43 @@ before ``start``; a started episode sends ``update`` every ``update_interval_s``
 after the condition has been false for ``end_grace_s`` (so one parked car is one event, even if
 the detector drops it for a few frames or its track id changes: a new track on the same spot
 takes over the episode).
+
+One thing, one event: an episode may hold several subjects. A track or blob whose box overlaps
+an episode of the same zone (IoU ≥ 0.3, or more than ``duplicate_overlap`` of the smaller box:
+the detector's "ghost" box straddling two parked cars, a bag seen as two blobs) joins it
+instead of opening a second one. A left object that was reported is remembered by its place,
+so it is never reported twice while it stays.
+
+Owners: an object is attended while a confirmed person has been within ``owner_radius`` of it
+in the last ``owner_grace_s`` (the detector may lose a person in the dark for a moment); its
+clock starts only once nobody has been near for that long, and a returning owner starts it
+again. Person sightings of the last minute are kept (a few per second per person), so a new
+candidate also knows who stood over it before it was ever a candidate.
 """
 
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from edge.detect.regions import Rect
 from edge.motion.static import StaticBlob
-from edge.rules.zones import (
-    Shape,
-    distance_to_rect,
-    dwell_limit,
-    line_side,
-)
+from edge.rules.zones import Shape, distance_to_rect, dwell_limit, line_side
 from edge.track.tracker import Track
 from shared.config import CameraConfig, LineConfig, RuleParams, Zone, ZoneKind
 from shared.events import AttributeValue, EventKind, Phase, Severity
 
 REATTACH_IOU = 0.3
 ZONE_COVER = 0.5
-"""A vehicle is in a no-parking zone when its centre is and half its box is."""
+"""A vehicle is in a no-parking zone when its centre is and half its box is (a ghost box
+straddling the parked car and its neighbour in the next row is not)."""
+SIGHTING_EVERY_S = 0.25
+SIGHTINGS_KEPT_S = 60.0
+FIRED_MEMORY_S = 120.0
+"""A reported left object's place is remembered while something is seen there, and this long
+after (then a new object on the same spot is a new event)."""
 PERSON_OVERLAP = 0.3
+KNOWN_RECENT_S = 1.0
 VEHICLE_COVER = 0.5
 LINE_MARGIN = 0.01
 """A track changes side of a counting line only once it is this far past it (hysteresis)."""
@@ -80,6 +95,19 @@ class _Episode:
     started_ts: float = 0.0
     last_sent: float = 0.0
     attended_at: float | None = None
+    subjects: set[int] = field(default_factory=set)
+    silent: bool = False
+    history_checked: bool = False
+    """Already reported as another episode (the same left object): sends nothing."""
+
+
+@dataclass(slots=True)
+class _Fired:
+    """Where a left object was reported, and when something was last seen there."""
+
+    zone_id: str
+    box: Rect
+    last_seen: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +129,9 @@ class RuleEngine:
         self._shapes: dict[str, Shape] = {}
         self.line_counts: dict[str, dict[str, int]] = {}
         self._seq = 0
+        self._sightings: deque[tuple[float, Rect]] = deque()
+        self._sighted: dict[int, float] = {}
+        self._fired: list[_Fired] = []
 
     def set_config(self, camera: CameraConfig, timezone: str) -> None:
         """Swap zones and parameters; episodes of zones that are gone end at the next frame."""
@@ -128,14 +159,20 @@ class RuleEngine:
         """Advance every rule to video time *ts* (wall time *wall*, for schedules)."""
         out: list[RuleEvent] = []
         live = [t for t in tracks if t.confirmed and t.last_seen >= ts - 1e-6]
+        self._stamp_people(live, ts)
         seen: set[str] = set()
         for zone in self.camera.zones:
             if zone.kind is ZoneKind.WATCH:
                 continue
             limit = dwell_limit(zone, wall, self.timezone)
             hits = self._hits(zone, live, tracks, blobs, ts)
-            for hit in hits:
+            # Oldest first: the first stationary thing on a spot owns the episode, later
+            # overlapping ones (ghost boxes, split blobs) join it.
+            for hit in sorted(hits, key=lambda h: h.since):
                 ep = self._episode_for(zone, hit, ts)
+                ep.subjects.add(hit.subject)
+                if ep.key in seen:
+                    continue
                 seen.add(ep.key)
                 ep.last_true = ts
                 ep.box = hit.box
@@ -144,7 +181,7 @@ class RuleEngine:
                     # Stopped, moved a little, stopped again: the stay counts from the last stop.
                     ep.since = max(ep.since, hit.since)
                 if ep.kind is EventKind.ABANDONED_OBJECT:
-                    self._check_owner(ep, tracks, ts)
+                    self._check_owner(ep, tracks)
                 out.extend(self._advance(ep, zone, limit, ts))
         out.extend(self._expire(seen, ts))
         out.extend(self._lines(live, ts))
@@ -177,7 +214,7 @@ class RuleEngine:
             return [
                 _Hit(b.id, b.box, b.static_since, (ObjectRef("object", 1.0, b.box),))
                 for b in blobs
-                if shape.contains(b.box.center) and not self._is_known_object(b, tracks)
+                if shape.contains(b.box.center) and not self._is_known_object(b, tracks, ts)
             ]
         if zone.kind is ZoneKind.CROWDING:
             people = set(zone.labels or p.person_labels)
@@ -192,12 +229,12 @@ class RuleEngine:
                 return [_Hit(0, box, ts, tuple(_ref(t) for t in inside[:64]))]
         return []
 
-    def _is_known_object(self, blob: StaticBlob, tracks: Sequence[Track]) -> bool:
+    def _is_known_object(self, blob: StaticBlob, tracks: Sequence[Track], ts: float) -> bool:
         """A static blob that is a standing person or a parked vehicle is not a left object."""
         p = self.params
         for t in tracks:
-            if not t.confirmed:
-                continue
+            if not t.confirmed or t.last_seen < ts - KNOWN_RECENT_S:
+                continue  # a track kept through a detector miss is not evidence of anything
             inter = blob.box.intersection(t.box)
             if t.label in p.person_labels and inter >= PERSON_OVERLAP * blob.box.area:
                 return True
@@ -205,9 +242,29 @@ class RuleEngine:
                 return True
         return False
 
-    def _check_owner(self, ep: _Episode, tracks: Sequence[Track], ts: float) -> None:
+    def _stamp_people(self, live: Sequence[Track], ts: float) -> None:
+        """Remember where people were (a few sightings per second each, for a minute)."""
+        people = self.params.person_labels
+        ids = set()
+        for t in live:
+            if t.label not in people:
+                continue
+            ids.add(t.id)
+            if ts - self._sighted.get(t.id, float("-inf")) >= SIGHTING_EVERY_S:
+                self._sighted[t.id] = ts
+                self._sightings.append((ts, t.box))
+        self._sighted = {k: v for k, v in self._sighted.items() if k in ids}
+        while self._sightings and ts - self._sightings[0][0] > SIGHTINGS_KEPT_S:
+            self._sightings.popleft()
+
+    def _check_owner(self, ep: _Episode, tracks: Sequence[Track]) -> None:
         p = self.params
         center = ep.box.center
+        if not ep.history_checked:  # who stood here before it was a candidate
+            ep.history_checked = True
+            for seen, box in self._sightings:
+                if distance_to_rect(center, box) <= p.owner_radius:
+                    ep.attended_at = max(ep.attended_at or seen, seen)
         for t in tracks:
             if (
                 t.confirmed
@@ -215,42 +272,62 @@ class RuleEngine:
                 and distance_to_rect(center, t.box) <= p.owner_radius
             ):
                 ep.attended_at = max(ep.attended_at or t.last_seen, t.last_seen)
-        if not ep.started and ep.attended_at is not None and ep.attended_at > ep.since:
-            # The dwell of a left object counts from when its owner was last near it.
-            ep.since = ep.attended_at
-        del ts
+        if not ep.started and ep.attended_at is not None:
+            # Unattended only once nobody has been near for the grace period (a person the
+            # detector misses for a moment still attends it); a returning owner restarts it.
+            ep.since = max(ep.since, ep.attended_at + self.params.owner_grace_s)
 
     # -- lifecycle -------------------------------------------------------------------------
 
     def _episode_for(self, zone: Zone, hit: _Hit, ts: float) -> _Episode:
         kind = _KIND[zone.kind]
+        same = [e for e in self._episodes.values() if e.zone_id == zone.id and e.kind is kind]
+        for ep in same:
+            if hit.subject in ep.subjects:
+                return ep
+        # A new subject on the spot of a recent one (new track id after a detector gap), or
+        # overlapping one that is there now (a ghost box over a parked car), continues that
+        # episode instead of opening a second one.
+        for ep in same:
+            if ep.box.iou(hit.box) >= REATTACH_IOU or self._duplicate(ep.box, hit.box):
+                return ep
         key = f"{kind.value}:{zone.id}:{hit.subject}"
-        ep = self._episodes.get(key)
-        if ep is not None:
-            return ep
-        # A new subject on the spot of a recent one (new track id after a detector gap)
-        # continues that episode instead of opening a second one.
-        for other in self._episodes.values():
-            if (
-                other.zone_id == zone.id
-                and other.kind is kind
-                and other.box.iou(hit.box) >= REATTACH_IOU
-                and other.last_true < ts
-            ):
-                del self._episodes[other.key]
-                other.key, other.subject = key, hit.subject
-                self._episodes[key] = other
-                return other
         ep = _Episode(key, kind, zone.id, hit.subject, hit.box, hit.since, ts, hit.objects)
+        if kind is EventKind.ABANDONED_OBJECT and self._reported(zone.id, hit.box, ts):
+            ep.started = True  # reported before and still there: never a second event
+            ep.started_ts = ep.last_sent = ts
+            ep.silent = True
         self._episodes[key] = ep
         return ep
+
+    def _duplicate(self, a: Rect, b: Rect) -> bool:
+        smaller = min(a.area, b.area)
+        return smaller > 0 and a.intersection(b) > self.params.duplicate_overlap * smaller
+
+    def _reported(self, zone_id: str, box: Rect, ts: float) -> bool:
+        self._fired = [f for f in self._fired if ts - f.last_seen <= FIRED_MEMORY_S]
+        for f in self._fired:
+            if f.zone_id == zone_id and (
+                f.box.iou(box) >= REATTACH_IOU or self._duplicate(f.box, box)
+            ):
+                f.last_seen = ts
+                return True
+        return False
 
     def _advance(self, ep: _Episode, zone: Zone, limit: float | None, ts: float) -> list[RuleEvent]:
         p = self.params
         if not ep.started:
             if limit is not None and ts - ep.since >= limit:
                 ep.started, ep.started_ts, ep.last_sent = True, ep.since, ts
+                if ep.kind is EventKind.ABANDONED_OBJECT:
+                    self._fired.append(_Fired(ep.zone_id or "", ep.box, ts))
                 return [self._event(ep, Phase.START, ts, zone)]
+            return []
+        if ep.kind is EventKind.ABANDONED_OBJECT:
+            for f in self._fired:
+                if f.zone_id == ep.zone_id and f.box.iou(ep.box) >= REATTACH_IOU:
+                    f.last_seen = ts
+        if ep.silent:
             return []
         if ts - ep.last_sent >= p.update_interval_s:
             ep.last_sent = ts
@@ -269,7 +346,7 @@ class RuleEngine:
             if zone is not None and ts - ep.last_true < grace:
                 continue
             del self._episodes[key]
-            if ep.started:
+            if ep.started and not ep.silent:
                 out.append(self._event(ep, Phase.END, ep.last_true, zone))
         return out
 

@@ -4,8 +4,15 @@ Tracks survive short occlusions (``max_age_s``), are confirmed after ``min_hits`
 and know when they are stationary: the least-squares speed of the box centre over the last
 ``window_s`` seconds is below ``stationary_speed`` (normalised units per second), with a 1.5×
 hysteresis band so a parked car does not flicker between parked and moving on detector jitter.
+
+Every time constant is in seconds (box smoothing, score decay, ages), so the same scene at 30,
+10 or 5 fps gives the same tracks (the constants equal the former per-frame factors at 15 fps,
+the parking clip's rate). A stationary track is kept through longer detector misses
+(``stationary_max_age_s``: a parked car lost in a dark or noisy stretch), so a detection on its
+spot continues it with its stationary time intact.
 """
 
+import math
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -28,12 +35,21 @@ class TrackerParams:
     window_s: float = 3.0
     sample_s: float = 0.2
     """Centres are kept at most this often for the speed fit (bounds its cost per frame)."""
+    min_cover: float = 0.5
+    """The speed is judged only if centres were kept in this fraction of the window's slots."""
     stationary_speed: float = 0.02
-    smoothing: float = 0.5
     hysteresis: float = 1.5
-    hold_iou: float = 0.4
-    hold_smoothing: float = 0.9
     """A stationary track becomes moving only above hysteresis × stationary_speed."""
+    smoothing_s: float = 0.1
+    """Time constant of the box smoothing (0.5 per frame at 15 fps)."""
+    hold_iou: float = 0.4
+    hold_smoothing_s: float = 0.65
+    """A stationary object's box is held with this slower constant (0.9 per frame at 15 fps)."""
+    score_decay_s: float = 0.65
+    stationary_max_age_s: float = 10.0
+    """A stationary track survives this long without detections (a parked car does not leave
+    unseen in a few seconds; a detection on its spot continues it, stay intact)."""
+    """A track's best score decays with this constant (0.9 per frame at 15 fps)."""
     label_groups: tuple[tuple[str, ...], ...] = (("car", "truck", "bus", "motorcycle"),)
 
 
@@ -98,7 +114,12 @@ class Tracker:
         for di, det in enumerate(detections):
             if di not in used:
                 self._tracks.append(self._new(det, ts))
-        self._tracks = [t for t in self._tracks if ts - t.last_seen <= p.max_age_s]
+        self._tracks = [
+            t
+            for t in self._tracks
+            if ts - t.last_seen
+            <= (p.stationary_max_age_s if t.stationary_since is not None else p.max_age_s)
+        ]
         return [self._view(t) for t in self._tracks]
 
     def _assign(self, detections: Sequence[Detection]) -> tuple[list[int], list[int]]:
@@ -124,15 +145,16 @@ class Tracker:
     def _absorb(self, t: _State, det: Detection, ts: float) -> None:
         p = self.params
         b, d = t.box, det.box
+        dt = max(0.0, ts - t.last_seen)
         # A stationary object's box is held: detector jitter must not make a parked car move.
         held = t.stationary_since is not None and b.iou(d) >= p.hold_iou
-        a = p.hold_smoothing if held else p.smoothing
+        a = math.exp(-dt / (p.hold_smoothing_s if held else p.smoothing_s))
         c = 1.0 - a
         t.prev_center = ((b.x1 + b.x2) * 0.5, (b.y1 + b.y2) * 0.5)
         x1, y1 = a * b.x1 + c * d.x1, a * b.y1 + c * d.y1
         x2, y2 = a * b.x2 + c * d.x2, a * b.y2 + c * d.y2
         t.box = Rect(x1, y1, x2, y2)
-        t.score = max(det.score, t.score * 0.9)
+        t.score = max(det.score, t.score * math.exp(-dt / p.score_decay_s))
         if det.label != t.label and det.score > t.score:
             t.label = det.label
         t.last_seen = ts
@@ -145,6 +167,8 @@ class Tracker:
             t.history.popleft()
         if ts - t.history[0][0] < p.window_s * 0.9:
             return  # not enough history to tell yet
+        if len(t.history) < p.min_cover * p.window_s / p.sample_s:
+            return  # seen now and then (a sporadic false detection): no evidence either way
         t.speed = _speed(t.history)
         threshold = p.stationary_speed * (p.hysteresis if t.stationary_since is not None else 1.0)
         if t.speed <= threshold:
