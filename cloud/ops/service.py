@@ -12,7 +12,7 @@ from datetime import timedelta
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import select
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from cloud.db.devices import Device
@@ -76,6 +76,31 @@ def situation_key(event: Event) -> str:
     )
 
 
+SLA_LOCK_KEY = 0x43_4F_53_4C_41  # "COSLA": the advisory lock of the SLA check
+
+
+_LOCK_KEYS = text(
+    "SELECT count(pg_advisory_xact_lock(hashtextextended(k, 0))) "
+    "FROM (SELECT unnest(CAST(:keys AS text[])) AS k ORDER BY 1) AS s"
+)
+
+
+def _on_postgres(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+def _lock_situations(session: Session, keys: Sequence[str]) -> None:
+    """PostgreSQL: hold one transaction lock per situation key until commit.
+
+    Two ingest processes with events of one situation then run the look-up-or-open one after
+    the other, so the second sees the first's incident: one incident, never two. Keys are taken
+    in sorted order, so two batches never wait on each other in a cycle. (SQLite: one process,
+    serialised by ``OpsService._event_lock``.)
+    """
+    if keys:
+        session.execute(_LOCK_KEYS, {"keys": sorted(set(keys))})
+
+
 class OpsService:
     def __init__(
         self,
@@ -117,6 +142,8 @@ class OpsService:
         with self._event_lock, self.sessions() as session:
             changes: list[IncidentChange] = []
             facts: dict[str, DeviceFacts] = {}
+            if _on_postgres(session):
+                _lock_situations(session, [situation_key(e) for e in events])
             for event in events:
                 change = self._apply_event(session, event, facts)
                 if change is not None:
@@ -422,6 +449,10 @@ class OpsService:
         now = self.clock.now()
         changes: list[IncidentChange] = []
         with self.sessions() as session:
+            if _on_postgres(session) and not session.scalar(
+                select(func.pg_try_advisory_xact_lock(SLA_LOCK_KEY))
+            ):
+                return []  # another process is checking right now; it escalates, once
             ack_late = session.scalars(
                 select(Incident).where(
                     Incident.status == IncidentStatus.OPEN.value,
