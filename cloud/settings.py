@@ -223,18 +223,30 @@ def api_client_base(settings: CloudSettings) -> str:
     return explicit or f"cityops-api-{socket.gethostname()}"[:52]
 
 
-def mqtt_client_id(settings: CloudSettings, role: ClientRole, instance: int | None = None) -> str:
+def mqtt_client_id(
+    settings: CloudSettings,
+    role: ClientRole,
+    *,
+    instance: int | None = None,
+    worker: int | None = None,
+) -> str:
     """The MQTT client id of one connection the cloud opens: the one place it is derived.
 
-    - ``ingest``: ``<mqtt.client_id>`` for a lone ingestor, ``<mqtt.client_id>-<n>`` for worker
-      or ``--instance`` *n*. Stable across restarts, so the persistent session is resumed.
-    - ``api``: ``<api.mqtt.client_id>-<pid>`` (clean start, nothing to resume), so API processes
-      (``cloud serve --workers N``) never share one.
+    - ``ingest``: ``<mqtt.client_id>`` for a lone ingestor, ``-i<instance>`` added for
+      ``cloud ingest --instance N`` (systemd ``cityops-ingest@N``) and ``-<worker>`` for each
+      ``--workers`` process. Stable across restarts, so the persistent session is resumed;
+      distinct for every (instance, worker), so no two processes share a session.
+    - ``api``: ``<api.mqtt.client_id>-<pid>`` (clean start, nothing to resume; *instance*
+      replaces the pid in tests), so API processes (``serve --workers N``) never share one.
 
-    ``CloudSettings`` refuses an API base equal to the ingest base; two ingest processes with the
-    same id are refused at start by a lease on PostgreSQL (``cloud.runtime.leases``).
+    ``CloudSettings`` refuses an API base equal to the ingest base; two running ingest processes
+    with one id are refused at start by a lease on PostgreSQL (``cloud.runtime.postgres``).
     """
     if role == "ingest":
-        base = ingest_client_base(settings)
-        return base if instance is None else f"{base[:60]}-{instance}"
+        client_id = ingest_client_base(settings)[:52]
+        if instance is not None:
+            client_id += f"-i{instance}"
+        if worker is not None:
+            client_id += f"-{worker}"
+        return client_id
     return f"{api_client_base(settings)}-{os.getpid() if instance is None else instance}"

@@ -51,8 +51,8 @@ def ingest(  # noqa: PLR0917 - a Typer command: one parameter per option
             min=0,
             max=999,
             help="This process's number among separate ingest processes (systemd "
-            "cityops-ingest@N, compose replicas): client id <mqtt.client_id>-N, so each keeps "
-            "its own persistent session. With --workers, workers are numbered from N*100.",
+            "cityops-ingest@N, compose replicas): client id <mqtt.client_id>-iN (workers: "
+            "-iN-0, -iN-1 ...), so each keeps its own persistent session.",
         ),
     ] = None,
 ) -> None:

@@ -24,9 +24,11 @@ def configure_logging(level: str, prefix: str = "") -> None:
         logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
-def with_instance(settings: CloudSettings, instance: int | None) -> CloudSettings:
-    """*settings* with the ingest client id of *instance* (``mqtt_client_id``)."""
-    client_id = mqtt_client_id(settings, "ingest", instance)
+def with_instance(
+    settings: CloudSettings, instance: int | None, worker: int | None = None
+) -> CloudSettings:
+    """*settings* with the ingest client id of that process (``mqtt_client_id``)."""
+    client_id = mqtt_client_id(settings, "ingest", instance=instance, worker=worker)
     return settings.model_copy(
         update={"mqtt": settings.mqtt.model_copy(update={"client_id": client_id})}
     )

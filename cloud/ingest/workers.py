@@ -58,11 +58,10 @@ def worker_specs(
             "store.kind: the embedded SQLite store takes one writer process; "
             "use store.kind: influx to run several workers"
         )
-    first = 0 if instance is None else instance * 100
     return [
         WorkerSpec(
             index=n,
-            settings=with_instance(settings, first + n),
+            settings=with_instance(settings, instance, n),
             metrics_host=metrics_host,
             metrics_port=None if metrics_port is None else metrics_port + n,
             log_level=log_level,
