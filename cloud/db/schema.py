@@ -6,6 +6,7 @@ newer migration is applied. On PostgreSQL a lock keeps processes starting togeth
 migrating at once.
 """
 
+import logging
 from importlib.resources import files
 
 from alembic import command
@@ -62,6 +63,7 @@ def current(engine: Engine) -> str | None:
 
 def upgrade(engine: Engine, revision: str = "head") -> tuple[str | None, str | None]:
     """Bring the database to *revision*; return (before, after)."""
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)  # a line per plugin
     with engine.begin() as conn:
         if engine.dialect.name == "postgresql":
             conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _MIGRATE_LOCK})

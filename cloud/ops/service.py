@@ -35,6 +35,9 @@ from shared.ids import new_id
 logger = logging.getLogger(__name__)
 
 IncidentListener = Callable[[IncidentChange], Awaitable[None]]
+ChangeNotifier = Callable[[Session, Sequence[IncidentChange]], None]
+"""Called inside the transaction of the changes, just before commit (PostgreSQL ``NOTIFY``:
+other processes hear of a change if and only if it is committed)."""
 _SEVERITIES = list(Severity)
 _OPEN_STATES = [
     IncidentStatus.OPEN.value,
@@ -107,10 +110,13 @@ class OpsService:
         sessions: sessionmaker[Session],
         router: Router,
         clock: Clock | None = None,
+        *,
+        notifier: ChangeNotifier | None = None,
     ) -> None:
         self.sessions = sessions
         self.router = router
         self.clock: Clock = clock or SystemClock()
+        self.notifier = notifier
         self._listeners: list[IncidentListener] = []
         # One writer of incidents from events at a time: keeps dedup race-free across hooks.
         self._event_lock = threading.Lock()
@@ -148,8 +154,13 @@ class OpsService:
                 change = self._apply_event(session, event, facts)
                 if change is not None:
                     changes.append(change)
-            session.commit()
+            self._commit(session, changes)
             return changes
+
+    def _commit(self, session: Session, changes: Sequence[IncidentChange]) -> None:
+        if self.notifier is not None and changes:
+            self.notifier(session, changes)
+        session.commit()
 
     def _device_facts(self, session: Session, device_id: str) -> DeviceFacts:
         row = session.get(Device, device_id)
@@ -379,8 +390,9 @@ class OpsService:
                 detail["note"] = note
             row.updated_at = now
             _audit(session, actor, target.value, row, now, detail)
-            session.commit()
-            return _change(_CHANGE_OF_STATUS[target], row, actor, now, detail)
+            change = _change(_CHANGE_OF_STATUS[target], row, actor, now, detail)
+            self._commit(session, [change])
+            return change
 
     async def add_note(self, incident_id: str, text: str, actor: Actor) -> IncidentOut:
         def work(row: Incident, now: Any) -> dict[str, Any]:
@@ -430,8 +442,9 @@ class OpsService:
                 detail = work(row, now)
                 row.updated_at = now
                 _audit(session, actor, change_type.value, row, now, detail)
-                session.commit()
-                return _change(change_type, row, actor, now, detail)
+                change = _change(change_type, row, actor, now, detail)
+                self._commit(session, [change])
+                return change
 
         change = await asyncio.to_thread(run)
         await self._announce([change])
@@ -473,7 +486,7 @@ class OpsService:
             for row in resolve_late:
                 row.resolve_breached = True
                 changes.append(self._escalate(session, row, "resolve", now))
-            session.commit()
+            self._commit(session, changes)
         return changes
 
     def _escalate(self, session: Session, row: Incident, deadline: str, now: Any) -> IncidentChange:

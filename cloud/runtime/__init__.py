@@ -97,10 +97,15 @@ def build_runtime(
     rules_path = settings.api.rules_path
     rules = RoutingConfig.from_yaml(rules_path) if rules_path else RoutingConfig.default()
     clock = clock or SystemClock()
-    ops = OpsService(sessions, Router(rules), clock)
     hub = LiveHub()
-    fanout: Fanout = PgFanout(engine) if on_postgres(engine) else hub
-    ops.add_listener(fanout.publish_incident)
+    fanout: Fanout
+    if on_postgres(engine):
+        fanout = PgFanout(engine)
+        ops = OpsService(sessions, Router(rules), clock, notifier=PgFanout.notify_in)
+    else:
+        fanout = hub
+        ops = OpsService(sessions, Router(rules), clock)
+        ops.add_listener(hub.publish_incident)
     return CloudRuntime(
         settings=settings,
         engine=engine,

@@ -82,8 +82,18 @@ class PgFanout:
         await asyncio.to_thread(self.notify, LIVE_CHANNEL, payloads)
 
     async def publish_incident(self, change: IncidentChange) -> None:
-        """``OpsService`` listener, called after the change is committed."""
+        """Announce *change* on its own (the ops service uses ``notify_in`` instead)."""
         await asyncio.to_thread(self.notify, LIVE_CHANNEL, [_fit(incident_message(change))])
+
+    @staticmethod
+    def notify_in(session: Session, changes: Sequence[IncidentChange]) -> None:
+        """``OpsService`` notifier: NOTIFY inside the changes' own transaction.
+
+        They are announced if and only if they are committed (a crash in between loses none).
+        """
+        payloads = [p for p in (_fit(incident_message(c)) for c in changes) if p is not None]
+        if payloads:
+            session.execute(_NOTIFY_ALL, {"channel": LIVE_CHANNEL, "payloads": payloads})
 
 
 def notify_keys_changed(session: Session) -> None:
@@ -118,6 +128,7 @@ class PgListener:
                     await conn.execute(f"LISTEN {KEYS_CHANNEL}")
                     self.on_keys()  # revocations missed while disconnected: start over
                     self.listening.set()
+                    logger.info("live fan-out: listening on PostgreSQL (%s)", LIVE_CHANNEL)
                     delay = 0.5
                     while not stop.is_set():
                         async for note in conn.notifies(timeout=1.0):
