@@ -127,6 +127,13 @@ class ServeOptions(BaseModel):
     ingest: bool = True
     sources: Path | None = None
     dispatch: Path | None = None
+    log_level: str = "INFO"
+
+
+def _configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
 
 
 def build_served_app(options: ServeOptions) -> "FastAPI":
@@ -200,9 +207,7 @@ def serve(  # noqa: PLR0917 - a Typer command: one parameter per option
     """
     import uvicorn
 
-    logging.basicConfig(
-        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    _configure_logging(log_level)
     settings = _settings(config)
     if workers > 1 and not no_ingest:
         typer.echo(
@@ -224,6 +229,7 @@ def serve(  # noqa: PLR0917 - a Typer command: one parameter per option
         ingest=not no_ingest,
         sources=sources.resolve() if sources else None,
         dispatch=dispatch.resolve() if dispatch else None,
+        log_level=log_level,
     )
     listen = {
         "host": host or settings.api.host,
