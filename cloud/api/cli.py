@@ -132,7 +132,9 @@ class ServeOptions(BaseModel):
 
 def _configure_logging(level: str) -> None:
     logging.basicConfig(
-        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        level=level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        force=True,  # in a uvicorn worker, uvicorn's set-up ran first
     )
 
 

@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
 import pytest
 import yaml
 from sqlalchemy import func, select
@@ -334,3 +335,35 @@ async def test_two_api_and_two_ingest_processes_lose_and_double_nothing(
 
 async def _at_least(count: Callable[[], Awaitable[int]], n: int) -> bool:
     return await count() >= n
+
+
+async def test_serve_workers_runs_several_api_processes_on_one_port(
+    stack: Stack, postgres_db: str, tmp_path: Path
+) -> None:
+    port = free_port()
+    stack.config.write_text(
+        yaml.safe_dump(
+            {
+                "database_url": postgres_db,
+                "store": {"kind": "sqlite", "sqlite_path": str(tmp_path / "ts.sqlite")},
+                "api": {"mqtt_enabled": False, "port": port},
+            }
+        )
+    )
+    stack.start("api", "serve", "--no-ingest", "--workers", "2")
+
+    async def both_up() -> bool:
+        return stack.count("api", "Application startup complete") >= 2
+
+    await eventually(both_up, 90, "2 API worker processes started")
+    pids = set(re.findall(r"Started server process \[(\d+)\]", stack.log("api")))
+    assert len(pids) == 2
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+        for _ in range(20):
+            assert (await http.get("/healthz")).status_code == 200
+    stack.stop_all()
+    assert stack.procs["api"].returncode in {0, -signal.SIGTERM}
+    assert "Traceback" not in stack.log("api")
+    for pid in pids:
+        with pytest.raises(ProcessLookupError):
+            os.kill(int(pid), 0)  # no worker left behind
