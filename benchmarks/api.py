@@ -6,13 +6,15 @@ Three measurements, each with a same-run baseline and their ratio:
    the API over N stored events (SQLite store; default 1,000,000, bulk-written in batches through
    ``SqliteEventStore.write_events``). Baseline: the same query straight on the store. Then the
    same on InfluxDB (``--influx-events``, default 1,000,000; 0 skips it).
-2. ``incidents``: p50/p99 of ``GET /api/v1/incidents?status=open`` with C concurrent clients
-   (default 200) against ``cityops cloud serve`` in its own process. Baseline: ``/healthz``,
-   same concurrency.
+2. ``incidents``: requests/s and p50/p99 of ``GET /api/v1/incidents?status=open`` and of
+   ``/healthz`` under Debian's ``wrk`` (C, epoll; a Python client is its own bottleneck) at C
+   connections (default 200) against ``cityops cloud serve --no-ingest --workers W`` on
+   PostgreSQL, W = 1 and 2 in the same run. Ratios: 2 workers over 1, incidents over healthz.
 3. ``live``: publish (MQTT, as a device) -> WebSocket receive p50/p99 through the in-process
    ingestor and the live hub. Baseline: publish -> receive by a plain MQTT subscriber.
 
     .venv/bin/python benchmarks/api.py [--events 1000000] [--clients 200] [--probes 200]
+        [--wrk-seconds 10]
 
 Targets: query p99 < 100 ms, live p99 < 500 ms. Prints one JSON document.
 """
@@ -20,6 +22,9 @@ Targets: query p99 < 100 ms, live p99 < 500 ms. Prints one JSON document.
 import argparse
 import asyncio
 import json
+import os
+import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -216,84 +221,145 @@ async def serve(app: FastAPI) -> tuple[uvicorn.Server, "asyncio.Task[None]", str
     return server, task, f"http://127.0.0.1:{port}"
 
 
-async def bench_incidents(app: FastAPI, work: Path, key: str, clients: int) -> dict[str, Any]:
-    """The list served by ``cityops cloud serve`` in its own process (as deployed)."""
-    events = [
-        template_event(i).model_copy(update={"kind": EventKind.ABANDONED_OBJECT})
-        for i in range(2000)
-    ]
-    await asyncio.to_thread(app.state.ops.apply_events, events)
-    port = free_port()
-    config = work / "serve.yaml"
-    settings: ApiSettings = app.state.settings
-    config.write_text(
-        json.dumps(
-            {
-                "database_url": settings.cloud.database_url,
-                "store": {"kind": "sqlite", "sqlite_path": str(work / "ts.sqlite")},
-                "api": {"port": port, "mqtt_enabled": False},
-            }
-        )
+_WRK_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+
+
+def parse_wrk(output: str) -> dict[str, float]:
+    """Requests/s and p50/p99 (ms) from ``wrk --latency`` output; non-2xx responses counted."""
+    rps = re.search(r"Requests/sec:\s+([0-9.]+)", output)
+    if rps is None:
+        raise RuntimeError(f"unexpected wrk output:\n{output}")
+    result = {"req_per_s": round(float(rps.group(1)), 1)}
+    for pct in ("50", "99"):
+        m = re.search(rf"^\s+{pct}%\s+([0-9.]+)(us|ms|s)\s*$", output, flags=re.MULTILINE)
+        if m is None:
+            raise RuntimeError(f"no {pct}% latency in wrk output:\n{output}")
+        result[f"p{pct}_ms"] = round(float(m.group(1)) * _WRK_UNITS[m.group(2)], 2)
+    bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
+    errors = re.search(
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output
     )
+    result["non_2xx"] = int(bad.group(1)) if bad else 0
+    result["socket_errors"] = sum(int(x) for x in errors.groups()) if errors else 0
+    return result
+
+
+def wrk(url: str, key: str, connections: int, seconds: float) -> dict[str, float]:
+    """Debian's ``wrk`` (C, epoll): the load generator is not the bottleneck."""
+    out = subprocess.run(
+        [
+            "wrk",
+            "-t2",
+            f"-c{connections}",
+            f"-d{round(seconds)}s",
+            "--latency",
+            "--timeout",
+            "10s",
+            "-H",
+            f"Authorization: Bearer {key}",
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=seconds + 60,
+    ).stdout
+    return parse_wrk(out)
+
+
+async def bench_incidents(work: Path, connections: int, seconds: float) -> dict[str, Any]:
+    """``cityops cloud serve --no-ingest --workers W`` on PostgreSQL, W = 1 then 2, under ``wrk``.
+
+    The incident list (2,000 open incidents, page of 50) and ``/healthz`` at *connections*
+    connections, each for *seconds*; requests/s, p50/p99 and the 2-vs-1 ratios.
+    """
+    from cloud.runtime import build_runtime
+    from cloud.services.postgres import Postgres, PostgresConfig
+
+    pg_dir = Path(tempfile.mkdtemp(prefix="cityops-bench-pg-"))  # readable by `postgres`
+    pg = Postgres(PostgresConfig(workdir=pg_dir, fsync=False, settings={"max_connections": "200"}))
+    pg.start()
+    try:
+        url = pg.create_database("bench_api")
+        runtime = build_runtime(CloudSettings(database_url=url))
+        events = [
+            template_event(i).model_copy(update={"kind": EventKind.ABANDONED_OBJECT})
+            for i in range(2000)
+        ]
+        await asyncio.to_thread(runtime.ops.apply_events, events)
+        with runtime.sessions() as session:
+            key = create_api_key(session, name="bench", role="admin")
+        runtime.engine.dispose()
+        config = work / "serve-pg.yaml"
+        config.write_text(
+            json.dumps(
+                {
+                    "database_url": url,
+                    "store": {"kind": "sqlite", "sqlite_path": str(work / "ts-pg.sqlite")},
+                    "api": {"mqtt_enabled": False},
+                }
+            )
+        )
+        runs: dict[str, Any] = {}
+        for workers in (1, 2):
+            runs[f"workers_{workers}"] = await _serve_and_load(
+                config, key, workers, connections, seconds
+            )
+    finally:
+        pg.stop()
+        shutil.rmtree(pg_dir, ignore_errors=True)
+    one, two = runs["workers_1"], runs["workers_2"]
+    return {
+        "load_average_1m_after": round(os.getloadavg()[0], 1),  # the machine is shared
+        "load_generator": f"wrk -t2 -c{connections} -d{round(seconds)}s (Debian wrk 4.1)",
+        "server": "cloud serve --no-ingest --workers W, PostgreSQL 15, 2,000 open incidents",
+        **runs,
+        "ratio_2_over_1": {
+            path: round(two[path]["req_per_s"] / max(one[path]["req_per_s"], 1e-6), 2)
+            for path in ("incidents", "healthz")
+        },
+        "ratio_incidents_over_healthz_1_worker": round(
+            one["incidents"]["req_per_s"] / max(one["healthz"]["req_per_s"], 1e-6), 2
+        ),
+    }
+
+
+async def _serve_and_load(
+    config: Path, key: str, workers: int, connections: int, seconds: float
+) -> dict[str, Any]:
+    port = free_port()
     cmd = [sys.executable, "-m", "cityops", "cloud", "serve", "--config", str(config)]
     proc = subprocess.Popen(  # noqa: ASYNC220 - started once, before the measurement
-        [*cmd, "--no-ingest", "--log-level", "warning"]
+        [
+            *cmd,
+            "--no-ingest",
+            "--workers",
+            str(workers),
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ]
     )
     url = f"http://127.0.0.1:{port}"
-    headers = {"Authorization": f"Bearer {key}"}
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-
-    retries = {"n": 0}
-
-    async def get(http: httpx.AsyncClient, path: str) -> httpx.Response:
-        # A pooled connection idle past the server's keep-alive (5 s) can be closed under us
-        # while queued clients wait; that is a retry, not a failed request.
-        for _ in range(3):
-            try:
-                return await http.get(path, headers=headers)
-            except (httpx.ReadError, httpx.RemoteProtocolError):
-                retries["n"] += 1
-        return await http.get(path, headers=headers)
-
-    async def load(path: str, per_client: int) -> tuple[list[float], float]:
-        samples: list[float] = []
-        async with httpx.AsyncClient(base_url=url, limits=limits, timeout=120) as http:
-
-            async def one_client() -> None:
-                for _ in range(per_client):
-                    response = await timed(samples, lambda: get(http, path))
-                    assert response.status_code == 200, response.text
-
-            started = time.perf_counter()
-            await asyncio.gather(*(one_client() for _ in range(clients)))
-            return samples, time.perf_counter() - started
-
     try:
-        async with asyncio.timeout(30), httpx.AsyncClient(base_url=url) as probe:
+        async with asyncio.timeout(60), httpx.AsyncClient(base_url=url) as probe:
             while True:
                 try:
                     if (await probe.get("/healthz")).status_code == 200:
                         break
                 except httpx.TransportError:
-                    await asyncio.sleep(0.1)
-        await load("/healthz", 1)
-        base, base_wall = await load("/healthz", 5)
-        inc, inc_wall = await load("/api/v1/incidents?status=open&limit=50", 5)
+                    await asyncio.sleep(0.2)
+        await asyncio.sleep(2.0 if workers > 1 else 0.5)  # every worker up, not just the first
+        incidents_url = f"{url}/api/v1/incidents?status=open&limit=50"
+        await asyncio.to_thread(wrk, incidents_url, key, connections, 2)  # warm-up
+        return {
+            "healthz": await asyncio.to_thread(wrk, f"{url}/healthz", key, connections, seconds),
+            "incidents": await asyncio.to_thread(wrk, incidents_url, key, connections, seconds),
+        }
     finally:
         proc.terminate()
-        proc.wait(10)
-    api, baseline = percentiles(inc), percentiles(base)
-    return {
-        "clients": clients,
-        "requests": len(inc),
-        "open_incidents": 2000,
-        "page_size": 50,
-        "server": "cityops cloud serve (own process, 1 worker); clients in the benchmark process",
-        "api": api | {"req_per_s": round(len(inc) / inc_wall, 1)},
-        "healthz_baseline": baseline | {"req_per_s": round(len(base) / base_wall, 1)},
-        "ratio_p99_over_healthz": round(api["p99_ms"] / max(baseline["p99_ms"], 1e-6), 2),
-        "reconnects": retries["n"],
-    }
+        proc.wait(30)
 
 
 def mqtt_client(broker: Mosquitto, user: str, password: str) -> aiomqtt.Client:
@@ -362,8 +428,8 @@ def start_broker(workdir: Path) -> Mosquitto:
     return broker
 
 
-async def main(
-    events: int, clients: int, probes: int, rounds: int, influx_events: int
+async def main(  # noqa: PLR0917 - one parameter per command-line option
+    events: int, clients: int, probes: int, rounds: int, influx_events: int, wrk_seconds: float
 ) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="cityops-bench-api-") as tmp:
         work = Path(tmp)
@@ -396,7 +462,7 @@ async def main(
                 "fill_events_per_s": round(events / fill_s),
             }
             result["query"] = await bench_query(app, key, rounds)
-            result["incidents"] = await bench_incidents(app, work, key, clients)
+            result["incidents"] = await bench_incidents(work, clients, wrk_seconds)
             server, task, url = await serve(app)
             try:
                 await asyncio.wait_for(app.state.ingestor.connected.wait(), 10)
@@ -418,11 +484,19 @@ if __name__ == "__main__":
     parser.add_argument("--probes", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=200)
     parser.add_argument("--influx-events", type=int, default=1_000_000, help="0 skips InfluxDB")
+    parser.add_argument("--wrk-seconds", type=float, default=10.0, help="each wrk run")
     args = parser.parse_args()
     print(
         json.dumps(
             asyncio.run(
-                main(args.events, args.clients, args.probes, args.rounds, args.influx_events)
+                main(
+                    args.events,
+                    args.clients,
+                    args.probes,
+                    args.rounds,
+                    args.influx_events,
+                    args.wrk_seconds,
+                )
             ),
             indent=2,
         )

@@ -2,7 +2,7 @@
 
 import typer
 
-from cloud.api.cli import keys_app, serve
+from cloud.api.cli import db_app, keys_app, serve
 from cloud.connectors.cli import connectors_app
 from cloud.console.cli import users_app
 from cloud.ingest.cli import ingest
@@ -17,5 +17,6 @@ app = typer.Typer(
 app.command("ingest")(ingest)
 app.command("serve")(serve)
 app.add_typer(keys_app, name="keys")
+app.add_typer(db_app, name="db")
 app.add_typer(connectors_app, name="connectors")
 app.add_typer(users_app, name="users")

@@ -1,12 +1,15 @@
 """Cloud settings, validated once at start (YAML file and/or ``CITYOPS_CLOUD_*`` env vars)."""
 
+import os
+import socket
 from pathlib import Path
 from typing import Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from cityops.settings_file import build, layered, read_mapping
+from cloud.console.settings import ConsoleOptions
 
 
 class MqttClientSettings(BaseModel):
@@ -136,6 +139,49 @@ class IngestSettings(BaseModel):
     )
 
 
+class BrokerFilesSettings(BaseModel):
+    """Where the broker's password and ACL files live, so device credentials reach it."""
+
+    model_config = ConfigDict(extra="forbid")
+    passwd: Path = Field(description="Mosquitto password_file the API regenerates.")
+    acl: Path = Field(description="Mosquitto acl_file the API regenerates.")
+    pid_file: Path | None = Field(default=None, description="Mosquitto pid file, for SIGHUP.")
+    services: dict[str, SecretStr] = Field(
+        default_factory=dict,
+        description="Service accounts kept in the password file: username -> password. "
+        "Roles: 'cityops-ingest' ingest, 'cityops-admin' admin, others operator.",
+    )
+    public_host: str = Field(default="127.0.0.1", description="Broker host given to devices.")
+    public_port: int = Field(default=1883, ge=1, le=65535, description="Broker port for devices.")
+    public_tls_port: int | None = Field(default=None, description="TLS port for devices.")
+
+
+class ApiOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    host: str = Field(default="127.0.0.1", description="Address to listen on.")
+    port: int = Field(default=8080, ge=1, le=65535, description="Port to listen on.")
+    rules_path: Path | None = Field(
+        default=None, description="Routing rules YAML; the packaged default when unset."
+    )
+    sla_check_interval_s: float = Field(
+        default=15.0, gt=0, le=3600, description="How often SLA deadlines are checked."
+    )
+    silent_after_s: float = Field(
+        default=180.0, gt=0, description="A device unheard of for this long is 'silent'."
+    )
+    mqtt_enabled: bool = Field(default=True, description="Keep an MQTT connection for configs.")
+    mqtt: MqttClientSettings | None = Field(
+        default=None,
+        description="The API's own MQTT account (operator role); the cloud `mqtt` when unset.",
+    )
+    broker_files: BrokerFilesSettings | None = Field(
+        default=None, description="Set to let the API manage device credentials on the broker."
+    )
+    console: ConsoleOptions = Field(
+        default_factory=ConsoleOptions, description="The operator console (docs/console.md)."
+    )
+
+
 class CloudSettings(BaseSettings):
     """Settings shared by ``cityops cloud ingest`` and ``cityops cloud serve``."""
 
@@ -150,6 +196,26 @@ class CloudSettings(BaseSettings):
     mqtt: MqttClientSettings = Field(default_factory=MqttClientSettings)
     store: StoreSettings = Field(default_factory=StoreSettings)
     ingest: IngestSettings = Field(default_factory=IngestSettings)
+    api: ApiOptions = Field(
+        default_factory=ApiOptions,
+        description="The operations API (`cloud serve`); read by `cloud ingest` for rules_path.",
+    )
+
+    @model_validator(mode="after")
+    def _client_ids_apart(self) -> Self:
+        self.check_client_ids()
+        return self
+
+    def check_client_ids(self) -> None:
+        """Refuse an API client id that would take over an ingestor's MQTT session."""
+        ingest_base = ingest_client_base(self)
+        api_base = api_client_base(self)
+        if api_base == ingest_base:
+            raise ValueError(
+                f"api.mqtt.client_id and mqtt.client_id are both {ingest_base!r}: the API's MQTT "
+                "connection would take over the ingestor's persistent session (lost events); "
+                "set a different api.mqtt.client_id or leave it unset"
+            )
 
     @classmethod
     def from_yaml(cls, path: Path, **overrides: Any) -> Self:
@@ -158,3 +224,46 @@ class CloudSettings(BaseSettings):
         Raises ``SettingsFileError`` (a ``ValueError``) naming the file and the field.
         """
         return build(cls, path, layered(cls, read_mapping(path), overrides))
+
+
+ClientRole = Literal["ingest", "api"]
+
+
+def ingest_client_base(settings: CloudSettings) -> str:
+    """``mqtt.client_id``, or ``cityops-ingest-<host>`` when unset."""
+    return settings.mqtt.client_id or f"cityops-ingest-{socket.gethostname()}"[:56]
+
+
+def api_client_base(settings: CloudSettings) -> str:
+    """``api.mqtt.client_id``, or ``cityops-api-<host>`` when unset (never the ingest id)."""
+    explicit = settings.api.mqtt.client_id if settings.api.mqtt is not None else None
+    return explicit or f"cityops-api-{socket.gethostname()}"[:52]
+
+
+def mqtt_client_id(
+    settings: CloudSettings,
+    role: ClientRole,
+    *,
+    instance: int | None = None,
+    worker: int | None = None,
+) -> str:
+    """The MQTT client id of one connection the cloud opens: the one place it is derived.
+
+    - ``ingest``: ``<mqtt.client_id>`` for a lone ingestor, ``-i<instance>`` added for
+      ``cloud ingest --instance N`` (systemd ``cityops-ingest@N``) and ``-<worker>`` for each
+      ``--workers`` process. Stable across restarts, so the persistent session is resumed;
+      distinct for every (instance, worker), so no two processes share a session.
+    - ``api``: ``<api.mqtt.client_id>-<pid>`` (clean start, nothing to resume; *instance*
+      replaces the pid in tests), so API processes (``serve --workers N``) never share one.
+
+    ``CloudSettings`` refuses an API base equal to the ingest base; two running ingest processes
+    with one id are refused at start by a lease on PostgreSQL (``cloud.runtime.postgres``).
+    """
+    if role == "ingest":
+        client_id = ingest_client_base(settings)[:52]
+        if instance is not None:
+            client_id += f"-i{instance}"
+        if worker is not None:
+            client_id += f"-{worker}"
+        return client_id
+    return f"{api_client_base(settings)}-{os.getpid() if instance is None else instance}"

@@ -16,7 +16,6 @@ from typing import Any
 from fastapi import APIRouter, FastAPI, Request, Response
 from prometheus_client import CollectorRegistry
 from sqlalchemy import select
-from sqlalchemy.orm import Session, sessionmaker
 
 from cloud.api import openapi as api_openapi
 from cloud.api import problems
@@ -26,13 +25,10 @@ from cloud.api.mqtt import ApiMqtt
 from cloud.api.routes import devices, events, incidents, live, system
 from cloud.api.settings import ApiSettings
 from cloud.console.mount import install_console
-from cloud.db.base import create_all, make_engine
 from cloud.db.devices import Device
-from cloud.ops.clock import Clock, SystemClock
-from cloud.ops.live import LiveHub
-from cloud.ops.rules import Router, RoutingConfig
-from cloud.ops.service import OpsService
-from cloud.store import build_store
+from cloud.ops.clock import Clock
+from cloud.runtime import build_runtime
+from cloud.settings import mqtt_client_id
 from cloud.store.base import EventStore
 
 logger = logging.getLogger(__name__)
@@ -68,41 +64,59 @@ async def _sla_loop(ctx: ApiContext, stop: asyncio.Event) -> None:
 def build_context(
     settings: ApiSettings, *, store: EventStore | None = None, clock: Clock | None = None
 ) -> ApiContext:
-    """Engine, tables, store, routing rules, ``OpsService``, live hub, metrics and MQTT."""
-    engine = make_engine(settings.cloud.database_url)
-    create_all(engine)
-    sessions: sessionmaker[Session] = sessionmaker(engine, expire_on_commit=False)
-    store = store if store is not None else build_store(settings.cloud.store)
-    rules = (
-        RoutingConfig.from_yaml(settings.api.rules_path)
-        if settings.api.rules_path
-        else RoutingConfig.default()
-    )
-    clock = clock or SystemClock()
-    ops = OpsService(sessions, Router(rules), clock)
-    hub = LiveHub()
-    mqtt = (
-        ApiMqtt(settings.api.mqtt or settings.cloud.mqtt, sessions)
-        if settings.api.mqtt_enabled
-        else None
-    )
-    metrics = ApiMetrics(hub)
-    metrics.watch_state(sessions, clock, settings.api.silent_after_s)
-    ops.add_listener(hub.publish_incident)
-    ops.add_listener(metrics.on_incident)
+    """The cloud runtime plus what only the API has: metrics, its MQTT client, the key cache."""
+    runtime = build_runtime(settings.cloud, store=store, clock=clock)
+    mqtt = None
+    if settings.api.mqtt_enabled:
+        account = settings.api.mqtt or settings.cloud.mqtt
+        client_id = mqtt_client_id(settings.cloud, "api")
+        mqtt = ApiMqtt(account.model_copy(update={"client_id": client_id}), runtime.sessions)
+    metrics = ApiMetrics(runtime.live)
+    metrics.watch_state(runtime.sessions, runtime.clock, settings.api.silent_after_s)
+    runtime.ops.add_listener(metrics.on_incident)
     ctx = ApiContext(
         settings=settings,
-        engine=engine,
-        sessions=sessions,
-        store=store,
-        ops=ops,
-        live=hub,
+        runtime=runtime,
+        engine=runtime.engine,
+        sessions=runtime.sessions,
+        store=runtime.store,
+        ops=runtime.ops,
+        live=runtime.live,
         metrics=metrics,
         mqtt=mqtt,
-        clock=clock,
+        clock=runtime.clock,
     )
+    runtime.listen(ctx.keys.clear)
     refresh_device_departments(ctx)
     return ctx
+
+
+def _start_tasks(
+    app: FastAPI, ctx: ApiContext, stop: asyncio.Event, *, ingest: bool, background: bool
+) -> list[asyncio.Task[None]]:
+    """The lifespan's tasks: live listener, SLA loop, MQTT client, in-process ingestor."""
+    runtime = ctx.runtime
+    tasks: list[asyncio.Task[None]] = []
+    if runtime.listener is not None:
+        tasks.append(asyncio.create_task(runtime.listener.run(stop)))
+    if background:
+        tasks.append(asyncio.create_task(_sla_loop(ctx, stop)))
+        if ctx.mqtt is not None:
+            tasks.append(asyncio.create_task(ctx.mqtt.run(stop)))
+    if ingest:
+        from cloud.ingest.service import Ingestor
+
+        ingestor = Ingestor(
+            ctx.settings.cloud,
+            ctx.store,
+            ctx.engine,
+            steps=runtime.ingest_steps,
+            hooks=runtime.ingest_hooks,
+        )
+        ctx.metrics.extra.append(ingestor.registry)
+        app.state.ingestor = ingestor
+        tasks.append(asyncio.create_task(ingestor.run(stop)))
+    return tasks
 
 
 def create_app(
@@ -114,39 +128,21 @@ def create_app(
     ingest: bool = False,
     background: bool = True,
 ) -> FastAPI:
-    """Build the app; *ingest* also runs the Ingestor in-process with the ops and live hooks.
+    """Build the app; *ingest* also runs the Ingestor in-process (incident step, live hook).
 
     *background* runs the MQTT connection and the SLA loop in the lifespan (tests that drive
-    the SLA with a manual clock turn it off and call ``ops.check_sla()`` themselves).
+    the SLA with a manual clock turn it off and call ``ops.check_sla()`` themselves). On
+    PostgreSQL the lifespan also listens for other processes' live messages and revocations.
     """
     ctx = build_context(settings, store=store, clock=clock)
-    store, ops, hub, mqtt, metrics, engine = (
-        ctx.store,
-        ctx.ops,
-        ctx.live,
-        ctx.mqtt,
-        ctx.metrics,
-        ctx.engine,
-    )
+    runtime = ctx.runtime
+    store, ops, hub, metrics, engine = ctx.store, ctx.ops, ctx.live, ctx.metrics, ctx.engine
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await store.setup()
         stop = asyncio.Event()
-        tasks: list[asyncio.Task[None]] = []
-        if background:
-            tasks.append(asyncio.create_task(_sla_loop(ctx, stop)))
-            if mqtt is not None:
-                tasks.append(asyncio.create_task(mqtt.run(stop)))
-        if ingest:
-            from cloud.ingest.service import Ingestor
-
-            ingestor = Ingestor(
-                settings.cloud, store, engine, hooks=[ops.on_events, hub.publish_events]
-            )
-            metrics.extra.append(ingestor.registry)
-            _app.state.ingestor = ingestor
-            tasks.append(asyncio.create_task(ingestor.run(stop)))
+        tasks = _start_tasks(_app, ctx, stop, ingest=ingest, background=background)
         try:
             yield
         finally:
@@ -157,8 +153,7 @@ def create_app(
                         await asyncio.wait_for(task, 10)
                     except TimeoutError:
                         logger.warning("background task %r did not stop in time", task)
-            await store.close()
-            engine.dispose()
+            await runtime.close()
 
     app = FastAPI(
         title="CityOps operations API",

@@ -1,11 +1,12 @@
-"""``cityops cloud serve`` and ``cityops cloud keys create|list|update|revoke``."""
+"""``cityops cloud serve``, ``cloud keys`` (create, list, update, revoke) and ``cloud db``."""
 
-import logging
 import logging.config
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from pydantic import BaseModel, ConfigDict
 
 from cityops.settings_file import SettingsFileError, build
 from cloud.api.settings import ApiSettings
@@ -15,6 +16,7 @@ from cloud.settings import CloudSettings
 if TYPE_CHECKING:  # sqlalchemy stays out of `cityops` start-up (edge-only installs lack it)
     from datetime import datetime
 
+    from fastapi import FastAPI
     from sqlalchemy.orm import Session
 
 ConfigOption = Annotated[
@@ -22,14 +24,14 @@ ConfigOption = Annotated[
     typer.Option(
         "--config",
         "-c",
-        help="YAML file: cloud settings (database_url, mqtt, store, ingest) and an `api:` section.",
+        help="The cloud.yaml every cloud command reads: database_url, mqtt, store, ingest, api.",
         exists=True,
         dir_okay=False,
     ),
 ]
 
 keys_app = typer.Typer(
-    help="Create, list and revoke API keys of the operations API.\n\n"
+    help="Create, list, update and revoke API keys of the operations API.\n\n"
     "Example: cityops cloud keys create --name 'Police desk' --role operator "
     "--department traffic-enforcement",
     no_args_is_help=True,
@@ -51,7 +53,8 @@ def _session(config: Path | None) -> "Session":
     from sqlalchemy.exc import SQLAlchemyError
     from sqlalchemy.orm import Session
 
-    from cloud.db.base import create_all, make_engine
+    from cloud.db.base import make_engine
+    from cloud.db.schema import prepare_schema
 
     settings = _settings(config)
     url = make_url(settings.cloud.database_url)
@@ -60,7 +63,7 @@ def _session(config: Path | None) -> "Session":
             # The documented default, sqlite:///var/cityops.sqlite, is relative: make var/.
             Path(str(url.database)).parent.mkdir(parents=True, exist_ok=True)
         engine = make_engine(settings.cloud.database_url)
-        create_all(engine)
+        prepare_schema(engine)
     except (SQLAlchemyError, OSError) as exc:
         where = url.render_as_string(hide_password=True)
         reason = getattr(exc, "orig", None) or exc
@@ -147,6 +150,7 @@ def update_key(
 ) -> None:
     """Narrow (or widen) a key: role, departments, expiry. Open live streams follow in 5 s."""
     from cloud.ops.keys import update_api_key
+    from cloud.runtime.postgres import notify_keys_changed
 
     with _session(config) as session:
         try:
@@ -156,6 +160,8 @@ def update_key(
         except ValueError as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(2) from exc
+        if principal is not None:
+            notify_keys_changed(session)  # every API process forgets the keys it verified
     if principal is None:
         typer.echo(f"no active key {key_id!r}", err=True)
         raise typer.Exit(1)
@@ -171,12 +177,55 @@ def revoke_key(
 ) -> None:
     """Revoke an API key; requests with it get 401 from then on."""
     from cloud.ops.keys import revoke_api_key
+    from cloud.runtime.postgres import notify_keys_changed
 
     with _session(config) as session:
         if not revoke_api_key(session, key_id):
             typer.echo(f"no active key {key_id!r}", err=True)
             raise typer.Exit(1)
+        notify_keys_changed(session)  # every API process forgets the keys it verified
     typer.echo(f"revoked {key_id}")
+
+
+SERVE_ENV = "CITYOPS_CLOUD_SERVE"
+"""How ``cloud serve --workers N`` hands its options to the worker processes uvicorn spawns."""
+
+
+class ServeOptions(BaseModel):
+    """What every API process of one ``cloud serve`` builds its app from."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    config: Path | None = None
+    ingest: bool = True
+    sources: Path | None = None
+    dispatch: Path | None = None
+    log_level: str = "INFO"
+
+
+def _configure_logging(level: str) -> None:
+    """One format and the secret filter (``cloud.api.logs``); in a uvicorn worker, run again."""
+    from cloud.api.logs import log_config
+
+    logging.config.dictConfig(log_config(level))
+
+
+def build_served_app(options: ServeOptions) -> "FastAPI":
+    """The app of one API process: the runtime, the API routes, the integrations."""
+    from cloud.api.app import create_app
+    from cloud.connectors.integration import Integrations, build_integration_routers
+
+    settings = ApiSettings.from_yaml(options.config) if options.config else ApiSettings()
+    integrations = Integrations.from_files(options.sources, options.dispatch)
+    app = create_app(
+        settings, ingest=options.ingest, extra_routers=build_integration_routers(integrations)
+    )
+    integrations.attach(app)
+    return app
+
+
+def app_from_env() -> "FastAPI":
+    """Uvicorn factory of each ``--workers`` process (options in ``CITYOPS_CLOUD_SERVE``)."""
+    return build_served_app(ServeOptions.model_validate_json(os.environ[SERVE_ENV]))
 
 
 def serve(  # noqa: PLR0917 - a Typer command: one parameter per option
@@ -187,6 +236,17 @@ def serve(  # noqa: PLR0917 - a Typer command: one parameter per option
         bool,
         typer.Option("--no-ingest", help="Do not run the ingestor here (a separate one runs)."),
     ] = False,
+    workers: Annotated[
+        int,
+        typer.Option(
+            "--workers",
+            "-w",
+            min=1,
+            max=64,
+            help="API processes on one port (needs PostgreSQL and --no-ingest: run the "
+            "ingestors with `cloud ingest`). The SLA check runs once across them.",
+        ),
+    ] = 1,
     log_level: Annotated[str, typer.Option("--log-level", help="DEBUG, INFO, WARNING.")] = "INFO",
     sources: Annotated[
         Path | None,
@@ -215,28 +275,86 @@ def serve(  # noqa: PLR0917 - a Typer command: one parameter per option
     city systems' records in, and dispatch of incidents to department systems.
 
     Example: cityops cloud serve --config cloud.yaml --sources sources.yaml --dispatch dispatch.yaml
+
+    Example (scaled, PostgreSQL): cityops cloud serve --config cloud.yaml --no-ingest --workers 2
     """
     import uvicorn
 
-    from cloud.api.app import create_app
     from cloud.api.logs import log_config
-    from cloud.connectors.integration import Integrations, build_integration_routers
 
-    logging.config.dictConfig(log_config(log_level))
+    _configure_logging(log_level)
     settings = _settings(config)
+    if workers > 1 and not no_ingest:
+        typer.echo(
+            "--workers needs --no-ingest: N API processes would run N ingestors with one MQTT "
+            "client id; run them with `cityops cloud ingest --workers N` instead",
+            err=True,
+        )
+        raise typer.Exit(2)
+    if workers > 1 and not settings.cloud.database_url.startswith("postgresql"):
+        typer.echo(
+            f"--workers {workers}: database_url is {settings.cloud.database_url.split(':')[0]}; "
+            "several API processes share incidents and the live stream through PostgreSQL "
+            "(postgresql+psycopg://...)",
+            err=True,
+        )
+        raise typer.Exit(2)
+    options = ServeOptions(
+        config=config.resolve() if config else None,
+        ingest=not no_ingest,
+        sources=sources.resolve() if sources else None,
+        dispatch=dispatch.resolve() if dispatch else None,
+        log_level=log_level,
+    )
+    listen = {
+        "host": host or settings.api.host,
+        "port": port or settings.api.port,
+        "log_level": log_level.lower(),
+        "log_config": log_config(log_level),
+    }
+    if workers > 1:
+        os.environ[SERVE_ENV] = options.model_dump_json()
+        uvicorn.run("cloud.api.cli:app_from_env", factory=True, workers=workers, **listen)  # type: ignore[arg-type]
+        return
     try:
-        integrations = Integrations.from_files(sources, dispatch)
+        app = build_served_app(options)
     except (ValueError, OSError) as exc:
         typer.echo(f"invalid integration settings: {exc}", err=True)
         raise typer.Exit(2) from exc
-    app = create_app(
-        settings, ingest=not no_ingest, extra_routers=build_integration_routers(integrations)
-    )
-    integrations.attach(app)
-    uvicorn.run(
-        app,
-        host=host or settings.api.host,
-        port=port or settings.api.port,
-        log_level=log_level.lower(),
-        log_config=log_config(log_level),
-    )
+    uvicorn.run(app, **listen)  # type: ignore[arg-type]
+
+
+db_app = typer.Typer(
+    help="The state database's schema (Alembic migrations).\n\n"
+    "Example: cityops cloud db upgrade --config cloud.yaml",
+    no_args_is_help=True,
+)
+
+
+@db_app.command("upgrade")
+def db_upgrade(config: ConfigOption = None) -> None:
+    """Apply every migration not yet applied (a database from before migrations is adopted)."""
+    from cloud.db.base import make_engine
+    from cloud.db.schema import upgrade
+
+    engine = make_engine(_settings(config).cloud.database_url)
+    try:
+        before, after = upgrade(engine)
+    finally:
+        engine.dispose()
+    typer.echo(f"schema {before or 'unversioned'} -> {after}")
+
+
+@db_app.command("current")
+def db_current(config: ConfigOption = None) -> None:
+    """Print the schema revision of the database and the newest one this version knows."""
+    from cloud.db.base import make_engine
+    from cloud.db.schema import current, head
+
+    engine = make_engine(_settings(config).cloud.database_url)
+    try:
+        revision = current(engine)
+    finally:
+        engine.dispose()
+    state = "up to date" if revision == head() else "behind: run `cityops cloud db upgrade`"
+    typer.echo(f"{revision or 'unversioned'} (head {head()}, {state})")

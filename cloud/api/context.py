@@ -15,11 +15,13 @@ from cloud.ops.clock import Clock
 from cloud.ops.live import LiveHub
 from cloud.ops.roles import Principal
 from cloud.ops.service import OpsService
+from cloud.runtime import CloudRuntime
 from cloud.store.base import EventStore
 
 AUTH_CACHE_TTL_S = 5.0
-"""How long a verified key is trusted without a database look-up (a revocation takes at most
-this long to reach a running API)."""
+"""How long a verified key is trusted without a database look-up. On PostgreSQL, ``cloud keys
+revoke`` also empties the cache of every API process at once (``NOTIFY cityops_keys``); on
+SQLite a revocation takes at most this long to reach a running API."""
 
 
 class KeyCache:
@@ -51,7 +53,10 @@ class KeyCache:
 
 @dataclass
 class ApiContext:
+    """The process's ``CloudRuntime`` (its parts also as fields, as routes read them), API parts."""
+
     settings: ApiSettings
+    runtime: CloudRuntime
     engine: Engine
     sessions: sessionmaker[Session]
     store: EventStore

@@ -1,26 +1,25 @@
 """``cityops cloud ingest`` (issue #5)."""
 
 import asyncio
-import logging
 import signal
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from cloud.ingest.runner import ClientIdInUseError, configure_logging, run_ingest, with_instance
+from cloud.ingest.workers import Supervisor, WorkersRefusedError, worker_specs
 from cloud.settings import CloudSettings
 
-log = logging.getLogger(__name__)
 
-
-def ingest(
+def ingest(  # noqa: PLR0917 - a Typer command: one parameter per option
     config: Annotated[
         Path | None,
         typer.Option(
             "--config",
             "-c",
-            help="YAML CloudSettings file (database_url, mqtt, store, ingest); "
-            "CITYOPS_CLOUD_* env vars work too.",
+            help="The cloud.yaml every cloud command reads (database_url, mqtt, store, ingest, "
+            "api); CITYOPS_CLOUD_* env vars work too.",
             exists=True,
             dir_okay=False,
         ),
@@ -44,6 +43,18 @@ def ingest(
             "…; metrics on --metrics-port + n); InfluxDB store only.",
         ),
     ] = 1,
+    instance: Annotated[
+        int | None,
+        typer.Option(
+            "--instance",
+            "-i",
+            min=0,
+            max=999,
+            help="This process's number among separate ingest processes (systemd "
+            "cityops-ingest@N, compose replicas): client id <mqtt.client_id>-iN (workers: "
+            "-iN-0, -iN-1 ...), so each keeps its own persistent session.",
+        ),
+    ] = None,
 ) -> None:
     """Take events, telemetry, presence and config acks off the broker and store them.
 
@@ -54,20 +65,28 @@ def ingest(
     Example: cityops cloud ingest --config cloud.yaml --metrics-port 9108
 
     Example (2 cores): cityops cloud ingest --config cloud.yaml --workers 2
+
+    Every ingest process opens incidents from the events it stores (routing rules from
+    api.rules_path) and, on PostgreSQL, announces events and incident changes to every API
+    process. A second process with the same MQTT client id is refused at start.
     """
     configure_logging(log_level)
     try:
         settings = CloudSettings.from_yaml(config) if config else CloudSettings()
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, OSError) as exc:
         typer.echo(f"invalid settings: {exc}", err=True)
         raise typer.Exit(2) from exc
     if workers == 1:
-        asyncio.run(serve(settings, metrics_host, metrics_port))
+        try:
+            asyncio.run(run_ingest(with_instance(settings, instance), metrics_host, metrics_port))
+        except ClientIdInUseError as exc:
+            typer.echo(str(exc), err=True)
+            raise typer.Exit(2) from exc
         return
-    from cloud.ingest.workers import Supervisor, WorkersRefusedError, worker_specs
-
     try:
-        specs = worker_specs(settings, workers, metrics_host, metrics_port, log_level)
+        specs = worker_specs(
+            settings, workers, metrics_host, metrics_port, log_level, instance=instance
+        )
     except WorkersRefusedError as exc:
         typer.echo(f"--workers {workers}: {exc}", err=True)
         raise typer.Exit(2) from exc
@@ -75,40 +94,3 @@ def ingest(
     signal.signal(signal.SIGINT, supervisor.stop)
     signal.signal(signal.SIGTERM, supervisor.stop)
     raise typer.Exit(supervisor.run())
-
-
-def configure_logging(level: str, prefix: str = "") -> None:
-    """Log to stderr at *level*; httpx's line per InfluxDB request only at DEBUG."""
-    logging.basicConfig(
-        level=level.upper(),
-        format=f"%(asctime)s %(levelname)s {prefix}%(name)s: %(message)s",
-        force=True,
-    )
-    if level.upper() != "DEBUG":
-        logging.getLogger("httpx").setLevel(logging.WARNING)
-
-
-async def serve(settings: CloudSettings, metrics_host: str, metrics_port: int | None) -> None:
-    """Run one ingestor until SIGINT/SIGTERM; metrics on *metrics_port* when given."""
-    from prometheus_client import start_http_server
-
-    from cloud.db.base import make_engine
-    from cloud.ingest.service import Ingestor
-    from cloud.store import build_store
-
-    engine = make_engine(settings.database_url)
-    store = build_store(settings.store)
-    ingestor = Ingestor(settings, store, engine)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    if metrics_port is not None:
-        start_http_server(metrics_port, metrics_host, registry=ingestor.registry)
-        log.info("metrics on http://%s:%d/metrics", metrics_host, metrics_port)
-    try:
-        await ingestor.run(stop)
-    finally:
-        await store.close()
-        engine.dispose()
-        log.info("ingest stopped: %s", ingestor.stats())

@@ -2,7 +2,8 @@
 
 Per batch, in this order: validate every message (refusals become dead letters), drop event ids
 already stored, write events and telemetry to the store (retrying with backoff while it is down),
-await the hooks with the new events, record ids/dead letters/device registry in SQL, and only then
+await the steps (the incident step: retried until committed) and then the hooks (live stream:
+best effort) with the new events, record ids/dead letters/device registry in SQL, and only then
 acknowledge the MQTT messages. A crash anywhere before the acks makes the broker redeliver the
 batch; the store and the id table make the second pass a no-op, so nothing is lost or doubled.
 Hooks are therefore called at least once per event (normally exactly once).
@@ -15,6 +16,7 @@ duplicate), hooks run in batch order, and acks follow each batch's own commit.
 import asyncio
 import collections
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -85,10 +87,13 @@ class Ingestor:
         store: EventStore,
         engine: Engine,
         hooks: Sequence[EventHook] = (),
+        steps: Sequence[EventHook] = (),
     ) -> None:
         self.settings = settings
         self.store = store
         self.engine = engine
+        self.steps: list[EventHook] = list(steps)
+        """Must commit before the batch is acknowledged (the incident step): retried."""
         self.hooks: list[EventHook] = list(hooks)
         self.state = IngestState(engine, settings.ingest.dead_letter_payload_bytes)
         self.validator = Validator(settings.ingest)
@@ -308,6 +313,9 @@ class Ingestor:
         new, telemetry = await self._store(batch, new, list(batch.telemetry))
         if after is not None:
             await after.wait()
+        for step in self.steps:
+            if new:
+                await self._retry("incident step", functools.partial(step, new))
         for hook in self.hooks:
             if not new:
                 break

@@ -2,23 +2,23 @@
 
 One Python process validates and stores on one core; the broker splits a shared subscription
 between its members, so the way to use more cores is more processes. Each worker is a full
-ingestor with its own MQTT client id (``<client_id>-<n>``, so each has its own persistent
-session) and, with ``--metrics-port P``, its own metrics endpoint on ``P + n``. The supervisor
-restarts a worker that dies (with backoff) and, on SIGINT/SIGTERM, stops them all and waits.
+ingestor with its own MQTT client id (``mqtt_client_id``: ``<client_id>-<n>``, so each has
+its own persistent session) and, with ``--metrics-port P``, its own metrics endpoint on
+``P + n``. The supervisor restarts a worker that dies (with backoff) and, on SIGINT/SIGTERM,
+stops them all and waits.
 """
 
 import asyncio
 import logging
 import multiprocessing as mp
 import signal
-import socket
 import threading
 import time
 from dataclasses import dataclass
 from multiprocessing.process import BaseProcess
 from types import FrameType
 
-from cloud.ingest.cli import configure_logging, serve
+from cloud.ingest.runner import configure_logging, run_ingest, with_instance
 from cloud.settings import CloudSettings
 
 log = logging.getLogger(__name__)
@@ -49,6 +49,8 @@ def worker_specs(
     metrics_host: str,
     metrics_port: int | None,
     log_level: str,
+    *,
+    instance: int | None = None,
 ) -> list[WorkerSpec]:
     """One spec per worker: own client id and metrics port; refuse what cannot be shared."""
     if settings.store.kind == "sqlite":
@@ -56,26 +58,22 @@ def worker_specs(
             "store.kind: the embedded SQLite store takes one writer process; "
             "use store.kind: influx to run several workers"
         )
-    base = settings.mqtt.client_id or f"cityops-ingest-{socket.gethostname()}"[:60]
-    specs = []
-    for n in range(workers):
-        mqtt = settings.mqtt.model_copy(update={"client_id": f"{base[:60]}-{n}"})
-        specs.append(
-            WorkerSpec(
-                index=n,
-                settings=settings.model_copy(update={"mqtt": mqtt}),
-                metrics_host=metrics_host,
-                metrics_port=None if metrics_port is None else metrics_port + n,
-                log_level=log_level,
-            )
+    return [
+        WorkerSpec(
+            index=n,
+            settings=with_instance(settings, instance, n),
+            metrics_host=metrics_host,
+            metrics_port=None if metrics_port is None else metrics_port + n,
+            log_level=log_level,
         )
-    return specs
+        for n in range(workers)
+    ]
 
 
 def _worker_main(spec: WorkerSpec) -> None:
     configure_logging(spec.log_level, prefix=f"worker-{spec.index} ")
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: parent decides
-    asyncio.run(serve(spec.settings, spec.metrics_host, spec.metrics_port))
+    asyncio.run(run_ingest(spec.settings, spec.metrics_host, spec.metrics_port))
 
 
 @dataclass(slots=True)

@@ -108,7 +108,8 @@ class LiveHub:
     def unsubscribe(self, sub: Subscription) -> None:
         self._subs.discard(sub)
 
-    def _fan_out(self, message: LiveMessage) -> None:
+    def fan_out(self, message: LiveMessage) -> None:
+        """Offer *message* to every subscriber of this process."""
         self.published += 1
         for sub in list(self._subs):
             sub.offer(message)
@@ -116,31 +117,35 @@ class LiveHub:
     async def publish_events(self, events: Sequence[Event]) -> None:
         """``EventHook``: announce newly stored events."""
         for event in events:
-            self._fan_out(
-                LiveMessage(
-                    type=LiveType.EVENT,
-                    at=utcnow(),
-                    kind=event.kind,
-                    device_id=event.device_id,
-                    severity=event.severity,
-                    department=self.device_departments.get(event.device_id),
-                    data=event.model_copy(update={"snapshot": None}).model_dump(
-                        mode="json", exclude_none=True
-                    )
-                    | {"has_snapshot": event.snapshot is not None},
-                )
-            )
+            self.fan_out(event_message(event, self.device_departments.get(event.device_id)))
 
     async def publish_incident(self, change: IncidentChange) -> None:
         """``OpsService`` listener: announce an incident change."""
-        self._fan_out(
-            LiveMessage(
-                type=LiveType.INCIDENT,
-                at=change.at,
-                kind=change.incident.kind,
-                device_id=change.incident.device_id,
-                severity=change.incident.severity,
-                department=change.incident.department,
-                data=change.model_dump(mode="json"),
-            )
-        )
+        self.fan_out(incident_message(change))
+
+
+def event_message(event: Event, department: str | None) -> LiveMessage:
+    """The live message of a newly stored event (its snapshot left out, flagged)."""
+    return LiveMessage(
+        type=LiveType.EVENT,
+        at=utcnow(),
+        kind=event.kind,
+        device_id=event.device_id,
+        severity=event.severity,
+        department=department,
+        data=event.model_copy(update={"snapshot": None}).model_dump(mode="json", exclude_none=True)
+        | {"has_snapshot": event.snapshot is not None},
+    )
+
+
+def incident_message(change: IncidentChange) -> LiveMessage:
+    """The live message of a committed incident change."""
+    return LiveMessage(
+        type=LiveType.INCIDENT,
+        at=change.at,
+        kind=change.incident.kind,
+        device_id=change.incident.device_id,
+        severity=change.incident.severity,
+        department=change.incident.department,
+        data=change.model_dump(mode="json"),
+    )

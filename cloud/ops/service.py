@@ -12,7 +12,7 @@ from datetime import timedelta
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import select
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from cloud.db.devices import Device
@@ -35,6 +35,9 @@ from shared.ids import new_id
 logger = logging.getLogger(__name__)
 
 IncidentListener = Callable[[IncidentChange], Awaitable[None]]
+ChangeNotifier = Callable[[Session, Sequence[IncidentChange]], None]
+"""Called inside the transaction of the changes, just before commit (PostgreSQL ``NOTIFY``:
+other processes hear of a change if and only if it is committed)."""
 _SEVERITIES = list(Severity)
 _OPEN_STATES = [
     IncidentStatus.OPEN.value,
@@ -76,16 +79,44 @@ def situation_key(event: Event) -> str:
     )
 
 
+SLA_LOCK_KEY = 0x43_4F_53_4C_41  # "COSLA": the advisory lock of the SLA check
+
+
+_LOCK_KEYS = text(
+    "SELECT count(pg_advisory_xact_lock(hashtextextended(k, 0))) "
+    "FROM (SELECT unnest(CAST(:keys AS text[])) AS k ORDER BY 1) AS s"
+)
+
+
+def _on_postgres(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+def _lock_situations(session: Session, keys: Sequence[str]) -> None:
+    """PostgreSQL: hold one transaction lock per situation key until commit.
+
+    Two ingest processes with events of one situation then run the look-up-or-open one after
+    the other, so the second sees the first's incident: one incident, never two. Keys are taken
+    in sorted order, so two batches never wait on each other in a cycle. (SQLite: one process,
+    serialised by ``OpsService._event_lock``.)
+    """
+    if keys:
+        session.execute(_LOCK_KEYS, {"keys": sorted(set(keys))})
+
+
 class OpsService:
     def __init__(
         self,
         sessions: sessionmaker[Session],
         router: Router,
         clock: Clock | None = None,
+        *,
+        notifier: ChangeNotifier | None = None,
     ) -> None:
         self.sessions = sessions
         self.router = router
         self.clock: Clock = clock or SystemClock()
+        self.notifier = notifier
         self._listeners: list[IncidentListener] = []
         # One writer of incidents from events at a time: keeps dedup race-free across hooks.
         self._event_lock = threading.Lock()
@@ -117,12 +148,19 @@ class OpsService:
         with self._event_lock, self.sessions() as session:
             changes: list[IncidentChange] = []
             facts: dict[str, DeviceFacts] = {}
+            if _on_postgres(session):
+                _lock_situations(session, [situation_key(e) for e in events])
             for event in events:
                 change = self._apply_event(session, event, facts)
                 if change is not None:
                     changes.append(change)
-            session.commit()
+            self._commit(session, changes)
             return changes
+
+    def _commit(self, session: Session, changes: Sequence[IncidentChange]) -> None:
+        if self.notifier is not None and changes:
+            self.notifier(session, changes)
+        session.commit()
 
     def _device_facts(self, session: Session, device_id: str) -> DeviceFacts:
         row = session.get(Device, device_id)
@@ -352,8 +390,9 @@ class OpsService:
                 detail["note"] = note
             row.updated_at = now
             _audit(session, actor, target.value, row, now, detail)
-            session.commit()
-            return _change(_CHANGE_OF_STATUS[target], row, actor, now, detail)
+            change = _change(_CHANGE_OF_STATUS[target], row, actor, now, detail)
+            self._commit(session, [change])
+            return change
 
     async def add_note(self, incident_id: str, text: str, actor: Actor) -> IncidentOut:
         def work(row: Incident, now: Any) -> dict[str, Any]:
@@ -403,8 +442,9 @@ class OpsService:
                 detail = work(row, now)
                 row.updated_at = now
                 _audit(session, actor, change_type.value, row, now, detail)
-                session.commit()
-                return _change(change_type, row, actor, now, detail)
+                change = _change(change_type, row, actor, now, detail)
+                self._commit(session, [change])
+                return change
 
         change = await asyncio.to_thread(run)
         await self._announce([change])
@@ -422,6 +462,10 @@ class OpsService:
         now = self.clock.now()
         changes: list[IncidentChange] = []
         with self.sessions() as session:
+            if _on_postgres(session) and not session.scalar(
+                select(func.pg_try_advisory_xact_lock(SLA_LOCK_KEY))
+            ):
+                return []  # another process is checking right now; it escalates, once
             ack_late = session.scalars(
                 select(Incident).where(
                     Incident.status == IncidentStatus.OPEN.value,
@@ -442,7 +486,7 @@ class OpsService:
             for row in resolve_late:
                 row.resolve_breached = True
                 changes.append(self._escalate(session, row, "resolve", now))
-            session.commit()
+            self._commit(session, changes)
         return changes
 
     def _escalate(self, session: Session, row: Incident, deadline: str, now: Any) -> IncidentChange:

@@ -1,0 +1,83 @@
+"""The state database's schema: Alembic migrations (``cityops cloud db upgrade|current``).
+
+``prepare_schema`` runs at every cloud start: a database made before migrations existed (by
+``create_all``, same tables as the first migration) is stamped at that migration, then every
+newer migration is applied. On PostgreSQL a lock keeps processes starting together from
+migrating at once.
+"""
+
+import logging
+from importlib.resources import files
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, MetaData, inspect, text
+from sqlalchemy.engine import Connection
+
+from cloud.db.base import Base, create_all
+
+BASELINE = "0001"
+"""The first migration: the schema ``create_all`` made before migrations existed."""
+_MIGRATE_LOCK = 0x43_4F_4D_49_47  # "COMIG"
+
+
+def target_metadata() -> MetaData:
+    create_all_tables_registered()
+    return Base.metadata
+
+
+def create_all_tables_registered() -> None:
+    import cloud.db.devices
+    import cloud.db.ingest
+    import cloud.db.ops  # noqa: F401
+
+
+def alembic_config(connection: Connection) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(files("cloud.db") / "migrations"))
+    config.attributes["connection"] = connection
+    return config
+
+
+def head() -> str:
+    with_script = ScriptDirectory.from_config(_bare_config())
+    current = with_script.get_current_head()
+    if current is None:
+        raise RuntimeError("no migrations found")
+    return current
+
+
+def _bare_config() -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(files("cloud.db") / "migrations"))
+    return config
+
+
+def current(engine: Engine) -> str | None:
+    """The revision the database is at (None: not under migrations yet)."""
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def upgrade(engine: Engine, revision: str = "head") -> tuple[str | None, str | None]:
+    """Bring the database to *revision*; return (before, after)."""
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)  # a line per plugin
+    with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _MIGRATE_LOCK})
+        context = MigrationContext.configure(conn)
+        before = context.get_current_revision()
+        config = alembic_config(conn)
+        if before is None and inspect(conn).has_table("incidents"):
+            command.stamp(config, BASELINE)  # made by create_all before migrations existed
+        command.upgrade(config, revision)
+        after = MigrationContext.configure(conn).get_current_revision()
+    return before, after
+
+
+def prepare_schema(engine: Engine) -> None:
+    """Migrate to the newest schema, then create tables no migration knows yet."""
+    upgrade(engine)
+    create_all(engine)

@@ -1,0 +1,369 @@
+"""The operations center as a deployment: 2 API + 2 ingest processes by the real CLI.
+
+PostgreSQL + InfluxDB + Mosquitto from the harness. Three devices publish 5,000 events through
+the broker; 300 of them belong to 3 abandoned-object situations, interleaved, so both ingest
+processes update the incidents. One ingest process is killed (-9) mid-stream and restarted.
+Every id is counted: stored once, exactly 3 incidents, every incident change on a WebSocket
+of each API process, and each SLA escalation fired once, not once per API process.
+"""
+
+import asyncio
+import contextlib
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+from websockets.asyncio.client import connect
+
+from cloud.db.base import make_engine
+from cloud.db.devices import Device
+from cloud.db.ingest import SeenEvent
+from cloud.db.ops import AuditEntry, Incident, IncidentEvent
+from cloud.db.schema import prepare_schema
+from cloud.ops.keys import create_api_key
+from cloud.services.influxd import Influxd
+from cloud.services.ports import free_port
+from cloud.settings import InfluxSettings, StoreSettings
+from cloud.store import build_store
+from cloud.store.base import EventQuery
+from shared.events import Event, EventKind
+from shared.topics import Channel
+from tests.cloud.ingest.conftest import eventually
+from tests.cloud.ingest.publisher import Publisher
+from tests.cloud.ops.builders import event as situation_event
+from tests.cloud.store.factories import make_event
+from tests.conftest import DEVICES, Broker
+
+pytestmark = [pytest.mark.services, pytest.mark.slow]
+
+TOTAL = 5000
+PER_SITUATION = 100
+RULES = """
+departments: [{id: civil-protection, name: Civil protection}]
+rules:
+  - name: abandoned-object
+    kinds: [abandoned_object]
+    department: civil-protection
+    severity: high
+    sla: {ack_minutes: 0.1}
+    dedup_window_s: 1800
+"""
+
+
+@dataclass
+class Stack:
+    config: Path
+    logs: Path
+    procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    def start(self, name: str, *args: str) -> None:
+        with (self.logs / f"{name}.log").open("ab") as out:
+            self.procs[name] = subprocess.Popen(
+                [sys.executable, "-m", "cityops", "cloud", *args, "-c", str(self.config)],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            )
+
+    def log(self, name: str) -> str:
+        path = self.logs / f"{name}.log"
+        return path.read_text() if path.exists() else ""
+
+    def count(self, name: str, pattern: str) -> int:
+        return len(re.findall(pattern, self.log(name)))
+
+    def stop_all(self) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in self.procs.values():
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(10)
+
+
+@pytest.fixture
+def stack(tmp_path: Path) -> Iterator[Stack]:
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    running = Stack(config=tmp_path / "cloud.yaml", logs=logs)
+    yield running
+    running.stop_all()
+
+
+def _stream() -> list[Event]:
+    """5,000 events of 3 devices; every 16th belongs to one of 3 situations (one per device)."""
+    events: list[Event] = []
+    situation = 0
+    for n in range(TOTAL):
+        device = DEVICES[n % 3]
+        if n % 16 == 0 and situation < 3 * PER_SITUATION:
+            device = DEVICES[situation % 3]
+            events.append(situation_event(EventKind.ABANDONED_OBJECT, device_id=device, track_id=7))
+            situation += 1
+        else:
+            events.append(make_event(device))
+    assert situation == 3 * PER_SITUATION
+    return events
+
+
+async def _watch(url: str, key: str, got: list[dict[str, object]], ready: asyncio.Event) -> None:
+    async with connect(
+        f"{url}/api/v1/live/ws?type=incident", additional_headers={"Authorization": f"Bearer {key}"}
+    ) as ws:
+        ready.set()
+        async for frame in ws:
+            got.append(json.loads(frame))  # noqa: PERF401 - read while it streams
+
+
+def _publish(events: list[Event], broker: Broker, kill: Callable[[], None] | None = None) -> None:
+    """Each device publishes its own events with its own credentials (ACL: only as itself)."""
+    pubs = {d: Publisher(broker.host, broker.port, d, f"{d}-pw") for d in DEVICES}
+    try:
+        for n, e in enumerate(events):
+            pubs[e.device_id].send(e, Channel.EVENT)
+            if kill is not None and n == len(events) // 3:
+                kill()
+        for pub in pubs.values():
+            pub.flush(60)
+    finally:
+        for pub in pubs.values():
+            pub.close()
+
+
+async def test_two_api_and_two_ingest_processes_lose_and_double_nothing(
+    stack: Stack,
+    mosquitto: Broker,
+    *,
+    influxd: Influxd,
+    influx_db: str,
+    postgres_db: str,
+    tmp_path: Path,
+) -> None:
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(RULES)
+    influx = StoreSettings(
+        kind="influx", influx=InfluxSettings(url=influxd.url, database=influx_db)
+    )
+    ports = [free_port(), free_port()]
+    stack.config.write_text(
+        yaml.safe_dump(
+            {
+                "database_url": postgres_db,
+                "mqtt": {
+                    "host": mosquitto.host,
+                    "port": mosquitto.port,
+                    "username": "cityops-ingest",
+                    "password": "ingest-pw",
+                    "client_id": f"ingest-{tmp_path.name}"[:40],
+                },
+                "store": influx.model_dump(mode="json"),
+                "ingest": {
+                    "batch_size": 500,
+                    "batch_interval_s": 0.05,
+                    "share_group": f"g-{tmp_path.name}"[:60],
+                    "session_expiry_s": 300,
+                    "retry_initial_s": 0.1,
+                    "retry_max_s": 1.0,
+                },
+                "api": {
+                    "rules_path": str(rules),
+                    "sla_check_interval_s": 0.3,
+                    "mqtt": {
+                        "host": mosquitto.host,
+                        "port": mosquitto.port,
+                        "username": "cityops-api",
+                        "password": "api-pw",
+                    },
+                },
+            }
+        )
+    )
+    engine = make_engine(postgres_db)
+    prepare_schema(engine)
+    with Session(engine) as session:
+        for device in DEVICES:  # provisioned: in the registry, with broker credentials
+            session.add(Device(id=device, site=f"site {device}", device_type="raspberrypi5"))
+        session.commit()
+        key = create_api_key(session, name="console", role="admin", departments=["*"])
+    store = build_store(influx)
+    try:
+        for n in (0, 1):
+            stack.start(f"ingest-{n}", "ingest", "--instance", str(n))
+        for n, port in enumerate(ports):
+            stack.start(f"api-{n}", "serve", "--no-ingest", "--port", str(port))
+
+        async def up() -> bool:
+            ingest = all(stack.count(f"ingest-{n}", "ingest subscribed") >= 1 for n in (0, 1))
+            live = all(stack.count(f"api-{n}", "live fan-out: listening") >= 1 for n in (0, 1))
+            return ingest and live
+
+        await eventually(up, 90, "2 ingest processes subscribed, 2 API processes listening")
+        # A second process with the same --instance is refused, naming the field.
+        clash = await asyncio.to_thread(
+            subprocess.run,
+            [
+                sys.executable,
+                "-m",
+                "cityops",
+                "cloud",
+                "ingest",
+                "-i",
+                "1",
+                "-c",
+                str(stack.config),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert clash.returncode == 2
+        assert "mqtt.client_id" in clash.stderr
+        assert "--instance" in clash.stderr
+
+        got: list[list[dict[str, object]]] = [[], []]
+        watchers = []
+        for n, port in enumerate(ports):
+            ready = asyncio.Event()
+            watchers.append(
+                asyncio.create_task(_watch(f"ws://127.0.0.1:{port}", key, got[n], ready))
+            )
+            await asyncio.wait_for(ready.wait(), 30)
+
+        events = _stream()
+        await asyncio.to_thread(_publish, events[:2000], mosquitto)
+
+        async def stored() -> int:
+            return sum(c.count for c in await store.count_events(EventQuery(), "device_id"))
+
+        await eventually(lambda: _at_least(stored, 2000), 60, "the first 2,000 events stored")
+        victim = stack.procs["ingest-0"]
+        killed = threading.Event()
+
+        def kill() -> None:
+            victim.send_signal(signal.SIGKILL)
+            killed.set()
+
+        await asyncio.to_thread(_publish, events[2000:], mosquitto, kill)
+        assert killed.is_set()
+        victim.wait(10)
+        stack.start("ingest-0", "ingest", "--instance", "0")  # same instance: its session back
+        await eventually(lambda: _at_least(stored, TOTAL), 120, f"all {TOTAL} events stored")
+
+        situation_ids = {e.id for e in events if e.kind is EventKind.ABANDONED_OBJECT}
+
+        def changes_seen(n: int) -> set[str]:
+            return {
+                str(m["data"]["detail"]["event_id"])  # type: ignore[index]
+                for m in got[n]
+                if "event_id" in m["data"]["detail"]  # type: ignore[index]
+            }
+
+        async def all_changes() -> bool:
+            return all(changes_seen(n) >= situation_ids for n in (0, 1))
+
+        await eventually(all_changes, 60, "every incident change on both WebSockets")
+
+        def breaches() -> int:
+            with Session(engine) as session:
+                return int(
+                    session.scalar(
+                        select(func.count()).where(AuditEntry.action == "incident.sla_breached")
+                    )
+                    or 0
+                )
+
+        async def three_breaches() -> bool:
+            return breaches() >= 3
+
+        await eventually(three_breaches, 60, "the 3 ack deadlines to pass")
+        await asyncio.sleep(1.5)  # 5 more SLA rounds in each API process
+        assert breaches() == 3  # once per incident, not once per API process
+
+        assert await stored() == TOTAL
+        with Session(engine) as session:
+            assert session.scalar(select(func.count()).select_from(SeenEvent)) == TOTAL
+            incidents = session.scalars(select(Incident)).all()
+            assert len(incidents) == 3
+            assert sorted(i.event_count for i in incidents) == [PER_SITUATION] * 3
+            linked = session.scalars(select(IncidentEvent.event_id)).all()
+            assert sorted(linked) == sorted(situation_ids)
+        for n in (0, 1):
+            incident_changes = [m for m in got[n] if m["type"] == "incident"]
+            kinds = [m["data"]["type"] for m in incident_changes]  # type: ignore[index]
+            assert kinds.count("created") == 3
+            assert kinds.count("attached") == 3 * PER_SITUATION - 3
+            assert kinds.count("sla_breached") == 3
+            assert len(incident_changes) == 3 * PER_SITUATION + 3  # nothing twice
+        for name in stack.procs:
+            assert "Traceback" not in stack.log(name)
+            assert "ingest-pw" not in stack.log(name)  # the password never reaches a log
+        for watcher in watchers:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await watcher
+    finally:
+        await store.close()
+        engine.dispose()
+    stack.stop_all()
+    for name, proc in stack.procs.items():
+        # uvicorn re-raises SIGTERM after its graceful shutdown: -15 is its clean exit.
+        assert proc.returncode in {0, -signal.SIGTERM}, (name, stack.log(name)[-2000:])
+    for n in (0, 1):
+        assert "Application shutdown complete" in stack.log(f"api-{n}")
+        # Both ingest processes took a share of the stream (every 16th event is an incident's):
+        # the restarted ingest-0 and ingest-1 each stored events and ran the incident step.
+        stored_by = [int(x) for x in re.findall(r"stored_events=(\d+)", stack.log(f"ingest-{n}"))]
+        assert stored_by, stack.log(f"ingest-{n}")[-2000:]
+        assert stored_by[-1] > 200
+
+
+async def _at_least(count: Callable[[], Awaitable[int]], n: int) -> bool:
+    return await count() >= n
+
+
+async def test_serve_workers_runs_several_api_processes_on_one_port(
+    stack: Stack, postgres_db: str, tmp_path: Path
+) -> None:
+    port = free_port()
+    stack.config.write_text(
+        yaml.safe_dump(
+            {
+                "database_url": postgres_db,
+                "store": {"kind": "sqlite", "sqlite_path": str(tmp_path / "ts.sqlite")},
+                "api": {"mqtt_enabled": False, "port": port},
+            }
+        )
+    )
+    stack.start("api", "serve", "--no-ingest", "--workers", "2")
+
+    async def both_up() -> bool:
+        return stack.count("api", "Application startup complete") >= 2
+
+    await eventually(both_up, 90, "2 API worker processes started")
+    pids = set(re.findall(r"Started server process \[(\d+)\]", stack.log("api")))
+    assert len(pids) == 2
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+        for _ in range(20):
+            assert (await http.get("/healthz")).status_code == 200
+    stack.stop_all()
+    assert stack.procs["api"].returncode in {0, -signal.SIGTERM}
+    assert "Traceback" not in stack.log("api")
+    for pid in pids:
+        with pytest.raises(ProcessLookupError):
+            os.kill(int(pid), 0)  # no worker left behind

@@ -1,0 +1,209 @@
+"""deploy/ validates statically (no Docker engine, no booted systemd here).
+
+The compose file against the compose specification's JSON Schema (shipped by check-jsonschema,
+as tests/firmware does), its mounts and every CityOps command parsed by the real CLI; the
+Dockerfile's COPY sources; the example cloud.yaml as settings; the systemd units with
+``systemd-analyze verify``.
+"""
+
+import json
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import typer
+import yaml
+
+from cityops.cli import app as cityops_app
+from cloud.api.settings import ApiSettings
+from cloud.settings import CloudSettings, mqtt_client_id
+from tests.conftest import need
+
+ROOT = Path(__file__).resolve().parents[2]
+DEPLOY = ROOT / "deploy"
+CONFIG_IN_IMAGE = "/etc/cityops/cloud.yaml"
+CITYOPS_SERVICES = ("migrate", "api", "ingest-0", "ingest-1")
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    data = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
+    assert isinstance(data, dict)
+    return data
+
+
+@pytest.fixture(scope="module")
+def compose_validator() -> jsonschema.protocols.Validator:
+    schema = json.loads(
+        (files("check_jsonschema.builtin_schemas.vendor") / "compose-spec.json").read_text()
+    )
+    cls = jsonschema.validators.validator_for(schema)
+    cls.check_schema(schema)
+    return cls(schema)
+
+
+def _interpolated(value: str) -> str:
+    """Compose's ``${VAR:-default}`` with the defaults (as `docker compose config` would)."""
+    return re.sub(r"\$\{[A-Z_]+:-([^}]*)\}", r"\1", value)
+
+
+def test_compose_file_matches_the_compose_specification(
+    compose: dict[str, Any], compose_validator: jsonschema.protocols.Validator
+) -> None:
+    errors = [
+        f"{list(e.absolute_path)}: {e.message}" for e in compose_validator.iter_errors(compose)
+    ]
+    assert errors == []
+    broken = json.loads(json.dumps(compose))
+    broken["services"]["api"]["depends_on"] = {"migrate": {"condition": "when-it-feels-like-it"}}
+    assert not compose_validator.is_valid(broken)
+
+
+def test_compose_runs_every_part_of_the_deployment(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    assert {"mosquitto", "influxdb", "postgres", "prometheus", *CITYOPS_SERVICES} <= set(services)
+    prometheus = services["prometheus"]["volumes"]
+    assert "./prometheus/prometheus.yml:/etc/prometheus/prometheus.yml:ro" in prometheus
+    assert "./prometheus/rules:/etc/prometheus/rules:ro" in prometheus
+    for name in CITYOPS_SERVICES:
+        assert services[name]["build"]["dockerfile"] == "deploy/Dockerfile"
+    assert services["migrate"]["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert services["api"]["depends_on"]["migrate"]["condition"] == (
+        "service_completed_successfully"
+    )
+
+
+def test_bind_mounts_exist(compose: dict[str, Any]) -> None:
+    for name, service in compose["services"].items():
+        for volume in service.get("volumes", []):
+            source = _interpolated(volume).split(":")[0]
+            if source.startswith("."):
+                assert (DEPLOY / source).exists(), f"{name}: {source} does not exist"
+            else:
+                assert source in compose["volumes"], f"{name}: undeclared volume {source}"
+
+
+def _parse(args: list[str]) -> Any:
+    """Parse a ``cityops ...`` command line with the real CLI, without running it."""
+    command = typer.main.get_command(cityops_app)
+    ctx = command.make_context("cityops", list(args), resilient_parsing=False)
+    while hasattr(ctx.command, "resolve_command"):
+        rest = [*ctx._protected_args, *ctx.args]
+        name, sub, rest = ctx.command.resolve_command(ctx, rest)
+        assert sub is not None, name
+        ctx = sub.make_context(name or "", rest, parent=ctx)
+    return ctx
+
+
+def _in_repo(args: list[str]) -> list[str]:
+    return [
+        str(DEPLOY / "cloud.example.yaml") if a == CONFIG_IN_IMAGE else _interpolated(a)
+        for a in args
+    ]
+
+
+def test_every_cityops_service_command_is_accepted_by_the_cli(compose: dict[str, Any]) -> None:
+    instances = []
+    for name in CITYOPS_SERVICES:
+        ctx = _parse(_in_repo([str(a) for a in compose["services"][name]["command"]]))
+        assert ctx.params["config"] == DEPLOY / "cloud.example.yaml"
+        if name.startswith("ingest"):
+            instances.append(ctx.params["instance"])
+        if name == "api":
+            assert ctx.params["no_ingest"]
+            assert ctx.params["workers"] == 2
+    # Each ingest process has its own instance, hence its own MQTT client id.
+    settings = CloudSettings.from_yaml(DEPLOY / "cloud.example.yaml")
+    ids = {mqtt_client_id(settings, "ingest", instance=i) for i in instances}
+    assert len(ids) == len(instances) == 2
+
+
+def test_the_example_cloud_yaml_is_valid_for_every_command() -> None:
+    cloud = CloudSettings.from_yaml(DEPLOY / "cloud.example.yaml")
+    api = ApiSettings.from_yaml(DEPLOY / "cloud.example.yaml")
+    assert cloud.database_url.startswith("postgresql+psycopg://")
+    assert cloud.store.kind == "influx"
+    assert api.api.mqtt is not None
+    assert api.api.mqtt.username != cloud.mqtt.username
+
+
+def test_dockerfile_copies_only_what_exists() -> None:
+    text = (DEPLOY / "Dockerfile").read_text()
+    stages = re.findall(r"^FROM \S+(?: AS (\S+))?$", text, flags=re.MULTILINE)
+    assert stages[0] == "build"
+    copies = re.findall(r"^COPY (.+)$", text, flags=re.MULTILINE)
+    assert copies
+    for line in copies:
+        parts = line.split()
+        from_stage = next((p.split("=")[1] for p in parts if p.startswith("--from=")), None)
+        sources = [p for p in parts if not p.startswith("--")][:-1]
+        if from_stage is not None:
+            assert from_stage in stages
+            continue
+        for source in sources:
+            assert (ROOT / source).exists(), f"COPY {source}: not in the build context"
+    assert 'pip install ".[cloud]"' in text
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    assert re.search(r"^cloud = \[", pyproject, flags=re.MULTILINE)
+    assert 'ENTRYPOINT ["cityops"]' in text
+
+
+def _unit_commands(unit: Path) -> list[list[str]]:
+    """ExecStart/ExecStartPre command lines of instance 1 with CITYOPS_API_WORKERS=2."""
+    commands = []
+    for line in unit.read_text().splitlines():
+        key, _, value = line.partition("=")
+        value = (
+            value.replace("$((9108 + %i))", "9109")
+            .replace("%i", "1")
+            .replace("${CITYOPS_API_WORKERS}", "2")
+        )
+        if key in {"ExecStart", "ExecStartPre"}:
+            args = shlex.split(value)
+            if args[0] == "/bin/sh":
+                args = shlex.split(args[2].removeprefix("exec "))
+            commands.append(args)
+    return commands
+
+
+def test_systemd_units_run_commands_the_cli_accepts() -> None:
+    for unit in sorted((DEPLOY / "systemd").glob("*.service")):
+        for args in _unit_commands(unit):
+            assert args[0] == "/opt/cityops/bin/cityops"
+            ctx = _parse(_in_repo(args[1:]))
+            assert ctx.params["config"] == DEPLOY / "cloud.example.yaml", unit.name
+
+
+def test_systemd_units_verify(tmp_path: Path) -> None:
+    need(shutil.which("systemd-analyze") is not None, "systemd-analyze (package systemd)")
+    beside = Path(sys.executable).parent / "cityops"  # the venv's entry point
+    cityops = str(beside) if beside.exists() else shutil.which("cityops")
+    need(cityops is not None, "the cityops entry point (pip install -e .)")
+    for unit in (DEPLOY / "systemd").glob("*.service"):
+        text = unit.read_text().replace("/opt/cityops/bin/cityops", str(cityops))
+        (tmp_path / unit.name).write_text(text)
+    (tmp_path / "cityops-ingest@1.service").write_text(
+        (tmp_path / "cityops-ingest@.service").read_text()
+    )
+    result = subprocess.run(
+        [
+            "systemd-analyze",
+            "verify",
+            "--man=no",
+            str(tmp_path / "cityops-api.service"),
+            str(tmp_path / "cityops-ingest@1.service"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""  # unknown keys are only warnings: none allowed
