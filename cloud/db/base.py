@@ -2,7 +2,7 @@
 
 from datetime import UTC, datetime
 
-from sqlalchemy import DateTime, Engine, TypeDecorator, create_engine, event, inspect
+from sqlalchemy import DateTime, Engine, TypeDecorator, create_engine, event
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, sessionmaker
 
@@ -49,30 +49,19 @@ def make_sessionmaker(engine: Engine) -> sessionmaker:  # type: ignore[type-arg]
     return sessionmaker(engine, expire_on_commit=False)
 
 
-def create_all(engine: Engine) -> None:
-    """Create every table of every imported table module (idempotent)."""
-    # Importing a table module registers its tables on Base.metadata.
+def register_tables() -> None:
+    """Import every table module: importing one registers its tables on ``Base.metadata``."""
     import cloud.db.devices
     import cloud.db.ingest
     import cloud.db.ops
-    import cloud.db.users  # noqa: F401
+    import cloud.db.users
+    import cloud.dispatch.tables  # noqa: F401
 
+
+def create_all(engine: Engine) -> None:
+    """Create every table that does not exist yet (idempotent; changes no existing table).
+
+    Columns added to existing tables come from the migrations (``cloud.db.schema``).
+    """
+    register_tables()
     Base.metadata.create_all(engine)
-    add_missing_columns(engine)
-
-
-def add_missing_columns(engine: Engine) -> None:
-    """Add nullable columns that newer code declares to tables an older version created."""
-    existing = inspect(engine)
-    with engine.begin() as conn:
-        for table in Base.metadata.sorted_tables:
-            if not existing.has_table(table.name):
-                continue
-            present = {c["name"] for c in existing.get_columns(table.name)}
-            for column in table.columns:
-                if column.name in present or not column.nullable:
-                    continue
-                kind = column.type.compile(dialect=engine.dialect)
-                conn.exec_driver_sql(
-                    f'ALTER TABLE "{table.name}" ADD COLUMN "{column.name}" {kind}'
-                )

@@ -1,12 +1,13 @@
-"""Alembic: the first migration is today's schema; a database made by ``create_all`` is adopted."""
+"""Alembic: the migrations make every table; a database made by ``create_all`` is adopted."""
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import MetaData, func, select
+from sqlalchemy import Column, Engine, Integer, MetaData, Table, func, insert, select
 from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner
 
@@ -14,33 +15,44 @@ from cityops.cli import app as cityops_app
 from cloud.db.base import Base, create_all, make_engine
 from cloud.db.devices import Device
 from cloud.db.ops import ApiKey, Incident
-from cloud.db.schema import BASELINE, current, head, target_metadata, upgrade
-from cloud.ops.keys import create_api_key
+from cloud.db.schema import BASELINE, current, head, prepare_schema, target_metadata, upgrade
+from cloud.db.users import User
+from cloud.ops.keys import create_api_key, issue_ticket, redeem_ticket
 from cloud.ops.rules import Router, RoutingConfig
 from cloud.ops.service import OpsService
+from cloud.ops.users import check_login, create_user
 from cloud.runtime import build_runtime
 from cloud.settings import CloudSettings
+from shared.clock import utcnow
 from tests.cloud.ops.builders import add_device, event
 
-CREATE_ALL_TABLES = (
-    "devices",
-    "dead_letters",
-    "ingest_seen_events",
-    "incidents",
-    "incident_events",
-    "audit_log",
-    "api_keys",
-    "device_commands",
-)
+NEW_IN_0002 = {
+    ("add_table", "users"),
+    ("add_table", "user_sessions"),
+    ("add_index", "ix_user_sessions_username"),
+    ("add_table", "live_tickets"),
+    ("add_index", "ix_live_tickets_expires_at"),
+    ("add_table", "dispatch_deliveries"),
+    ("add_index", "ix_dispatch_deliveries_incident_id"),
+    ("add_index", "ix_dispatch_due"),
+    ("add_column", "api_keys.expires_at"),
+}
+"""What the code declares beyond the baseline (the schema ``create_all`` made before migrations)."""
 
 
-def _today() -> MetaData:
-    """The tables ``create_all`` made before migrations existed (a dispatcher adds its own)."""
-    target_metadata()
-    keep = MetaData()
-    for name in CREATE_ALL_TABLES:
-        Base.metadata.tables[name].to_metadata(keep)
-    return keep
+def _differences(engine: Engine, metadata: MetaData) -> list[object]:
+    """What alembic's autogenerate would add or drop to make the database match *metadata*."""
+    with engine.connect() as conn:
+        return list(compare_metadata(MigrationContext.configure(conn), metadata))
+
+
+def _named(diff: Any) -> tuple[str, str]:
+    kind = diff[0]
+    if kind in {"add_table", "add_index"}:
+        return kind, diff[1].name
+    if kind == "add_column":
+        return kind, f"{diff[2]}.{diff[3].name}"
+    return kind, repr(diff)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -51,12 +63,84 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return url
 
 
-def test_the_first_migration_is_the_schema_create_all_makes(database_url: str) -> None:
+def test_the_first_migration_is_the_schema_create_all_made(database_url: str) -> None:
+    engine = make_engine(database_url)
+    try:
+        assert upgrade(engine, BASELINE) == (None, BASELINE)
+        assert {_named(d) for d in _differences(engine, target_metadata())} == NEW_IN_0002
+    finally:
+        engine.dispose()
+
+
+def test_the_migrations_make_every_table_of_every_module(database_url: str) -> None:
+    """A table or column added to a model without a migration fails here."""
     engine = make_engine(database_url)
     try:
         assert upgrade(engine) == (None, head())
-        with engine.connect() as conn:
-            assert compare_metadata(MigrationContext.configure(conn), _today()) == []
+        assert _differences(engine, target_metadata()) == []
+        # The comparison does see a table no migration made.
+        extra = MetaData()
+        for table in target_metadata().sorted_tables:
+            table.to_metadata(extra)
+        Table("not_migrated", extra, Column("id", Integer, primary_key=True))
+        assert [_named(d) for d in _differences(engine, extra)] == [("add_table", "not_migrated")]
+    finally:
+        engine.dispose()
+
+
+def test_a_database_at_the_baseline_is_upgraded_with_its_data(database_url: str) -> None:
+    engine = make_engine(database_url)
+    try:
+        upgrade(engine, BASELINE)
+        old = MetaData()  # the key table as the baseline made it: no expires_at yet
+        old.reflect(engine, only=["api_keys"])
+        with engine.begin() as conn:
+            conn.execute(
+                insert(old.tables["api_keys"]).values(
+                    id="k0001",
+                    name="desk",
+                    role="operator",
+                    departments=["*"],
+                    secret_hash="0" * 64,
+                    created_at=utcnow(),
+                )
+            )
+        sessions = sessionmaker(engine, expire_on_commit=False)
+        add_device(sessions, "dev-a")
+        OpsService(sessions, Router(RoutingConfig.default())).apply_events([event()])
+        assert upgrade(engine) == (BASELINE, head())
+        assert _differences(engine, target_metadata()) == []
+        with Session(engine) as session:
+            assert session.scalar(select(func.count()).select_from(Incident)) == 1
+            assert session.get(Device, "dev-a") is not None
+            row = session.get(ApiKey, "k0001")
+            assert row is not None
+            assert row.departments == ["*"]
+            assert row.expires_at is None  # a key made before expiry existed never expires
+            # The new tables work: a console user signs in, the key gets a live ticket.
+            create_user(session, "ana", "a long enough passphrase", "operator")
+            assert check_login(session, "ana", "a long enough passphrase") is not None
+            assert redeem_ticket(session, issue_ticket(session, row.id)) is not None
+    finally:
+        engine.dispose()
+
+
+def test_new_tables_that_create_all_already_made_are_kept(database_url: str) -> None:
+    """Before 0002, every start ran ``create_all`` after the migrations: 0002 must accept that."""
+    engine = make_engine(database_url)
+    try:
+        upgrade(engine, BASELINE)
+        create_all(engine)  # as prepare_schema did at 0001
+        # That create_all did not know the dispatch outbox (the dispatcher made it, if it ran).
+        Base.metadata.tables["dispatch_deliveries"].drop(engine)
+        with Session(engine) as session:
+            create_user(session, "ana", "a long enough passphrase", "operator")
+        assert upgrade(engine) == (BASELINE, head())
+        assert _differences(engine, target_metadata()) == []
+        with Session(engine) as session:
+            assert session.get(User, "ana") is not None
+        prepare_schema(engine)  # every later start: nothing left to do
+        assert current(engine) == head()
     finally:
         engine.dispose()
 
@@ -80,7 +164,7 @@ def test_a_create_all_database_is_upgraded_with_its_data(database_url: str, tmp_
     assert f"unversioned -> {head()}" in result.output
     result = runner.invoke(cityops_app, ["cloud", "db", "current", "-c", str(config)])
     assert result.exit_code == 0, result.output
-    assert f"{BASELINE} (head {head()}, up to date)" in result.output
+    assert f"{head()} (head {head()}, up to date)" in result.output
 
     engine = make_engine(database_url)
     try:
