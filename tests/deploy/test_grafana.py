@@ -5,7 +5,6 @@ the real Prometheus; every InfluxQL target names a measurement, fields and tags 
 InfluxDB schema after ingest stored events and telemetry, and returns data.
 """
 
-import asyncio
 import importlib.util
 import json
 import re
@@ -18,11 +17,11 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from sqlalchemy.orm import sessionmaker
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from cloud.db.base import make_engine
-from cloud.ops.rules import Router, RoutingConfig
-from cloud.ops.service import OpsService
+from cloud.db.ops import Incident
 from cloud.services.prometheus import Prometheus
 from shared.clock import utcnow
 from shared.events import EventKind
@@ -118,12 +117,17 @@ def _feed(stack: Stack) -> None:
             pub.send(t, Channel.TELEMETRY)
         pub.raw(topic("dev-c", Channel.EVENT), b"not json")  # a dead letter
         pub.flush()
-    # The separate ingestor runs no incident hook (cityops cloud ingest): open the incidents
-    # as the API's ingest hook does, on the same state database the API reads at scrape time.
+    # The separate ingestor opens the incidents itself (its incident step, before the ack).
     engine = make_engine(stack.state_url)
     try:
-        ops = OpsService(sessionmaker(engine), Router(RoutingConfig.default()))
-        asyncio.run(ops.on_events(events))
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            with Session(engine) as session:
+                if session.scalar(select(func.count()).select_from(Incident)):
+                    break
+            time.sleep(0.2)
+        else:
+            raise TimeoutError("the ingestor opened no incident")
     finally:
         engine.dispose()
     deadline = time.monotonic() + 30

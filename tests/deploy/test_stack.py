@@ -24,6 +24,7 @@ import yaml
 from cityops.cli import app as cityops_app
 from cloud.api.settings import ApiSettings
 from cloud.settings import CloudSettings, mqtt_client_id
+from shared.limits import MAX_PACKET_BYTES
 from tests.conftest import need
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -78,6 +79,37 @@ def test_compose_runs_every_part_of_the_deployment(compose: dict[str, Any]) -> N
     assert services["api"]["depends_on"]["migrate"]["condition"] == (
         "service_completed_successfully"
     )
+
+
+def test_grafana_and_prometheus_fit_the_stack(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    grafana = services["grafana"]
+    mounts = {_interpolated(v).split(":")[1] for v in grafana["volumes"]}
+    assert {
+        "/etc/grafana/provisioning/datasources",
+        "/etc/grafana/provisioning/dashboards",
+        "/var/lib/grafana/dashboards/cityops",  # the provider's path (provisioning/dashboards)
+    } <= mounts
+    provider = yaml.safe_load((DEPLOY / "grafana/provisioning/dashboards/cityops.yml").read_text())
+    assert provider["providers"][0]["options"]["path"] == "/var/lib/grafana/dashboards/cityops"
+    datasources = (DEPLOY / "grafana/provisioning/datasources/cityops.yml").read_text()
+    for variable in set(re.findall(r"\$\{(CITYOPS_[A-Z_]+)\}", datasources)):
+        assert variable in grafana["environment"], f"grafana: {variable} is not set"
+    scrape = yaml.safe_load((DEPLOY / "prometheus/prometheus.yml").read_text())["scrape_configs"]
+    for job in scrape:
+        for target in (t for c in job["static_configs"] for t in c["targets"]):
+            host = target.split(":")[0]
+            assert host in services, f"prometheus job {job['job_name']}: no service {host!r}"
+
+
+def test_compose_broker_binds_device_client_ids_and_limits_size() -> None:
+    conf = (DEPLOY / "mosquitto/mosquitto.conf").read_text()
+    listeners = re.split(r"^listener ", conf, flags=re.MULTILINE)
+    assert f"max_packet_size {MAX_PACKET_BYTES}" in listeners[0]
+    device = next(block for block in listeners[1:] if block.startswith("1883"))
+    assert "use_username_as_clientid true" in device
+    example = CloudSettings.from_yaml(DEPLOY / "cloud.example.yaml")
+    assert example.mqtt.port != 1883, "services belong on the services listener"
 
 
 def test_bind_mounts_exist(compose: dict[str, Any]) -> None:

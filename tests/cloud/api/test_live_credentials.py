@@ -21,7 +21,8 @@ from websockets.typing import Subprotocol
 
 from cityops.cli import app as cli
 from cloud.api.app import create_app
-from cloud.db.base import create_all, make_engine
+from cloud.db.base import make_engine
+from cloud.db.schema import BASELINE, prepare_schema, upgrade
 from cloud.ops.keys import authenticate, create_api_key, revoke_api_key, update_api_key
 from shared.clock import utcnow
 from shared.events import Event, EventKind
@@ -249,13 +250,12 @@ def test_keys_can_expire_and_be_narrowed_from_the_cli(tmp_path: Path) -> None:
 
 def test_an_older_database_gains_the_key_expiry_column(tmp_path: Path) -> None:
     engine = make_engine(f"sqlite:///{tmp_path / 'old.sqlite'}")
-    with engine.begin() as conn:  # api_keys as the previous version created it
-        conn.exec_driver_sql(
-            "CREATE TABLE api_keys (id VARCHAR(16) PRIMARY KEY, name VARCHAR(128), "
-            "role VARCHAR(32), departments JSON, secret_hash VARCHAR(64), created_at DATETIME, "
-            "revoked_at DATETIME, last_used_at DATETIME)"
-        )
-    create_all(engine)
+    upgrade(engine, BASELINE)  # the tables as the previous version's create_all made them
+    with engine.begin() as conn:
+        conn.exec_driver_sql("DROP TABLE alembic_version")  # ... before migrations existed
+        columns = [row[1] for row in conn.exec_driver_sql("PRAGMA table_info(api_keys)")]
+    assert "expires_at" not in columns
+    prepare_schema(engine)  # what every start runs: migration 0002 adds the column
     with Session(engine, expire_on_commit=False) as session:
         key = create_api_key(session, name="after upgrade", role="viewer")
         assert authenticate(session, key) is not None

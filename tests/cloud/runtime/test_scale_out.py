@@ -166,7 +166,7 @@ async def test_two_api_and_two_ingest_processes_lose_and_double_nothing(
                 "database_url": postgres_db,
                 "mqtt": {
                     "host": mosquitto.host,
-                    "port": mosquitto.port,
+                    "port": mosquitto.service_port,
                     "username": "cityops-ingest",
                     "password": "ingest-pw",
                     "client_id": f"ingest-{tmp_path.name}"[:40],
@@ -185,7 +185,7 @@ async def test_two_api_and_two_ingest_processes_lose_and_double_nothing(
                     "sla_check_interval_s": 0.3,
                     "mqtt": {
                         "host": mosquitto.host,
-                        "port": mosquitto.port,
+                        "port": mosquitto.service_port,
                         "username": "cityops-api",
                         "password": "api-pw",
                     },
