@@ -2,12 +2,17 @@
 
 ``prepare_schema`` runs at every cloud start: a database made before migrations existed (by
 ``create_all``, same tables as the first migration) is stamped at that migration, then every
-newer migration is applied. On PostgreSQL a lock keeps processes starting together from
-migrating at once.
+newer migration is applied. Processes starting together never migrate at once: on PostgreSQL an
+advisory lock, on a SQLite file an exclusive ``flock`` on ``<database>.migrate.lock`` beside it
+(two ``cloud ingest --workers`` processes on one fresh SQLite state database raced before).
 """
 
+import contextlib
+import fcntl
 import logging
+from collections.abc import Iterator
 from importlib.resources import files
+from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
@@ -56,8 +61,30 @@ def current(engine: Engine) -> str | None:
         return MigrationContext.configure(conn).get_current_revision()
 
 
+@contextlib.contextmanager
+def _sqlite_file_lock(engine: Engine) -> Iterator[None]:
+    """Held while migrating a SQLite file (in-memory databases have one process anyway)."""
+    database = engine.url.database if engine.dialect.name == "sqlite" else None
+    if not database or database == ":memory:" or database.startswith("file:"):
+        yield
+        return
+    lock_path = Path(f"{database}.migrate.lock")
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with lock_path.open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 def upgrade(engine: Engine, revision: str = "head") -> tuple[str | None, str | None]:
     """Bring the database to *revision*; return (before, after)."""
+    with _sqlite_file_lock(engine):
+        return _upgrade(engine, revision)
+
+
+def _upgrade(engine: Engine, revision: str) -> tuple[str | None, str | None]:
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)  # a line per plugin
     with engine.begin() as conn:
         if engine.dialect.name == "postgresql":
@@ -78,5 +105,6 @@ def prepare_schema(engine: Engine) -> None:
     The net is a no-op while every table has its migration (tests/cloud/db/test_migrations.py
     fails when one has not); it adds no columns to existing tables.
     """
-    upgrade(engine)
-    create_all(engine)
+    with _sqlite_file_lock(engine):
+        _upgrade(engine, "head")
+        create_all(engine)

@@ -1,5 +1,6 @@
 """Alembic: the migrations make every table; a database made by ``create_all`` is adopted."""
 
+import multiprocessing
 from pathlib import Path
 from typing import Any
 
@@ -178,3 +179,29 @@ def test_a_create_all_database_is_upgraded_with_its_data(database_url: str, tmp_
         assert current(engine) == head()
     finally:
         engine.dispose()
+
+
+def _prepare(url: str) -> None:
+    engine = make_engine(url)
+    try:
+        prepare_schema(engine)
+    finally:
+        engine.dispose()
+
+
+def test_processes_starting_together_on_one_sqlite_file_migrate_once(tmp_path: Path) -> None:
+    """`cloud ingest --workers 2` on a fresh SQLite state database: both start, neither fails."""
+    context = multiprocessing.get_context("fork")
+    for attempt in range(3):
+        url = f"sqlite:///{tmp_path / f'fresh-{attempt}.sqlite'}"
+        workers = [context.Process(target=_prepare, args=(url,)) for _ in range(4)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join(60)
+        assert [w.exitcode for w in workers] == [0, 0, 0, 0]
+        engine = make_engine(url)
+        try:
+            assert current(engine) == head()
+        finally:
+            engine.dispose()
