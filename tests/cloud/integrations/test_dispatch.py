@@ -189,8 +189,14 @@ async def test_incident_reaches_department_after_retries_on_500(
     assert len(dept.delivery_ids) == 3
     assert len(set(dept.delivery_ids)) == 1
     assert dept.refused == []
+    # Recorded once the receiver has answered, a moment after it got the notice.
+    await eventually(
+        lambda: (
+            dispatcher.list_deliveries(incident_id=incident.id)[0].status
+            is DeliveryStatus.DELIVERED
+        )
+    )
     [row] = dispatcher.list_deliveries(incident_id=incident.id)
-    assert row.status is DeliveryStatus.DELIVERED
     assert row.attempts == 3
     assert row.last_status_code == 200
 
