@@ -313,8 +313,11 @@ def serve(  # noqa: PLR0917 - a Typer command: one parameter per option
         "log_config": log_config(log_level),
     }
     if workers > 1:
+        from cloud.api.multiproc import shared_metrics_dir
+
         os.environ[SERVE_ENV] = options.model_dump_json()
-        uvicorn.run("cloud.api.cli:app_from_env", factory=True, workers=workers, **listen)  # type: ignore[arg-type]
+        with shared_metrics_dir():  # /metrics adds up every worker's counters
+            uvicorn.run("cloud.api.cli:app_from_env", factory=True, workers=workers, **listen)  # type: ignore[arg-type]
         return
     try:
         app = build_served_app(options)

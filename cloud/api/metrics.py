@@ -2,16 +2,19 @@
 
 Names follow Prometheus conventions: counters end in ``_total``, durations are ``_seconds``.
 The state gauges (devices, incidents, dead letters) are read at scrape time, see ``gauges.py``.
+With ``cloud serve --workers N`` the counted metrics are added up over the workers, see
+``multiproc.py``.
 """
 
 from collections.abc import Callable, Iterator, Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
 from sqlalchemy.orm import Session, sessionmaker
 
 from cloud.api.gauges import ConnectorCollector, StateCollector
+from cloud.api.multiproc import all_workers, files_dir
 from cloud.connectors.health import SourceHealthOut
 from cloud.observability import register_build_info
 from cloud.ops.clock import Clock
@@ -19,24 +22,20 @@ from cloud.ops.live import LiveHub
 from cloud.ops.models import IncidentChange
 
 
-class _LiveMessages(Collector):
-    """The live hub's running count as a counter (it only rises)."""
-
-    def __init__(self, live: LiveHub) -> None:
-        self.live = live
-
-    def collect(self) -> Iterator[Metric]:
-        yield CounterMetricFamily(
-            "cityops_live_messages",
-            "Messages offered to the live stream.",
-            value=float(self.live.published),
-        )
-
-
 class ApiMetrics:
+    """What this process counts (``registry``) and what it reads at scrape time (``snapshot``).
+
+    Counters, histograms and gauges go in ``registry``. With ``cloud serve --workers N``
+    prometheus_client keeps their values in files shared by the workers and ``render`` adds
+    them up; the gauges say how (``multiprocess_mode``). ``snapshot`` (build info, SQL state,
+    connector health) is read from the answering process and rendered once.
+    """
+
     def __init__(self, live: LiveHub, extra: Sequence[CollectorRegistry] = ()) -> None:
         self.registry = CollectorRegistry()
+        self.snapshot = CollectorRegistry()
         self.extra = list(extra)
+        self.files = files_dir()
         self.requests = Counter(
             "cityops_api_requests_total",
             "HTTP requests by route template and status.",
@@ -56,22 +55,35 @@ class ApiMetrics:
             ["type", "department"],
             registry=self.registry,
         )
+        # Set by the hub as they change (set_function would not reach the other workers);
+        # a worker that is gone has no connections left: livesum.
         live_subscribers = Gauge(
-            "cityops_live_subscribers", "Open live-stream connections.", registry=self.registry
+            "cityops_live_subscribers",
+            "Open live-stream connections.",
+            registry=self.registry,
+            multiprocess_mode="livesum",
         )
-        live_subscribers.set_function(lambda: float(live.subscriber_count))
-        self.registry.register(_LiveMessages(live))
-        register_build_info(self.registry, "api")
+        live_subscribers.set(live.subscriber_count)
+        live.on_subscribers = live_subscribers.set
+        live_messages = Counter(
+            "cityops_live_messages", "Messages offered to the live stream.", registry=self.registry
+        )
+        live_messages.inc(live.published)
+        live.on_offer = live_messages.inc
+        register_build_info(self.snapshot, "api")
         self.auth_failures = Counter(
             "cityops_api_auth_failures",
             "Refused authentications by reason (missing, invalid, ticket) and whether delayed.",
             ["reason", "delayed"],
             registry=self.registry,
         )
+        # Each worker throttles on its own; an address guessing at all of them is throttled in
+        # each, so the largest count is the nearer one (a sum would count it once per worker).
         self.throttled_addresses = Gauge(
             "cityops_api_auth_throttled_addresses",
             "Client addresses whose failed authentications are being slowed down.",
             registry=self.registry,
+            multiprocess_mode="livemax",
         )
         self.stream_closes = Counter(
             "cityops_live_closed_by_recheck",
@@ -84,17 +96,18 @@ class ApiMetrics:
         self, sessions: sessionmaker[Session], clock: Clock, silent_after_s: float
     ) -> None:
         """Report devices, open incidents and dead letters from the SQL state at each scrape."""
-        self.registry.register(StateCollector(sessions, clock, silent_after_s))
+        self.snapshot.register(StateCollector(sessions, clock, silent_after_s))
 
     def watch_connectors(self, health: Callable[[], Sequence[SourceHealthOut]]) -> None:
         """Report the health of the integration hub's sources at each scrape."""
-        self.registry.register(ConnectorCollector(health))
+        self.snapshot.register(ConnectorCollector(health))
 
     async def on_incident(self, change: IncidentChange) -> None:
         self.incident_changes.labels(change.type.value, change.incident.department).inc()
 
     def render(self) -> bytes:
-        return generate_latest(_Merged([self.registry, *self.extra]))
+        counted = self.registry if self.files is None else all_workers(self.files)
+        return generate_latest(_Merged([counted, self.snapshot, *self.extra]))
 
 
 class _Merged(Collector):

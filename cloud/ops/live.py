@@ -7,7 +7,7 @@ Each subscriber has a bounded queue; a console that cannot keep up loses its old
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -89,12 +89,24 @@ class Subscription:
         self.queue.put_nowait(message)
 
 
+def _nothing() -> None:
+    pass
+
+
+def _nothing_of(_: int) -> None:
+    pass
+
+
 class LiveHub:
     def __init__(self) -> None:
         self._subs: set[Subscription] = set()
         self.device_departments: dict[str, str | None] = {}
         """Device id -> department, to scope event messages; refreshed by the API."""
         self.published = 0
+        self.on_offer: Callable[[], None] = _nothing
+        """Called once per message offered (the API counts them on ``/metrics``)."""
+        self.on_subscribers: Callable[[int], None] = _nothing_of
+        """Called with the number of subscribers whenever one comes or goes."""
 
     @property
     def subscriber_count(self) -> int:
@@ -103,14 +115,17 @@ class LiveHub:
     def subscribe(self, principal: Principal, live_filter: LiveFilter) -> Subscription:
         sub = Subscription(principal, live_filter, self.device_departments)
         self._subs.add(sub)
+        self.on_subscribers(len(self._subs))
         return sub
 
     def unsubscribe(self, sub: Subscription) -> None:
         self._subs.discard(sub)
+        self.on_subscribers(len(self._subs))
 
     def fan_out(self, message: LiveMessage) -> None:
         """Offer *message* to every subscriber of this process."""
         self.published += 1
+        self.on_offer()
         for sub in list(self._subs):
             sub.offer(message)
 

@@ -5,6 +5,7 @@ the broker; 300 of them belong to 3 abandoned-object situations, interleaved, so
 processes update the incidents. One ingest process is killed (-9) mid-stream and restarted.
 Every id is counted: stored once, exactly 3 incidents, every incident change on a WebSocket
 of each API process, and each SLA escalation fired once, not once per API process.
+``cloud serve --workers 2``: two processes on one port, and one ``/metrics`` adding them up.
 """
 
 import asyncio
@@ -23,6 +24,8 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
+from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from websockets.asyncio.client import connect
@@ -50,6 +53,9 @@ pytestmark = [pytest.mark.services, pytest.mark.slow]
 
 TOTAL = 5000
 PER_SITUATION = 100
+REQUESTS = 200
+HEALTHZ = {"method": "GET", "route": "/healthz", "status": "200"}
+Samples = list[tuple[str, dict[str, str], float]]
 RULES = """
 departments: [{id: civil-protection, name: Civil protection}]
 rules:
@@ -337,9 +343,8 @@ async def _at_least(count: Callable[[], Awaitable[int]], n: int) -> bool:
     return await count() >= n
 
 
-async def test_serve_workers_runs_several_api_processes_on_one_port(
-    stack: Stack, postgres_db: str, tmp_path: Path
-) -> None:
+async def _serve_workers(stack: Stack, postgres_db: str, tmp_path: Path) -> tuple[int, set[int]]:
+    """``cloud serve --no-ingest --workers 2`` on PostgreSQL: its port and workers, once up."""
     port = free_port()
     stack.config.write_text(
         yaml.safe_dump(
@@ -351,13 +356,20 @@ async def test_serve_workers_runs_several_api_processes_on_one_port(
         )
     )
     stack.start("api", "serve", "--no-ingest", "--workers", "2")
-
-    async def both_up() -> bool:
-        return stack.count("api", "Application startup complete") >= 2
-
-    await eventually(both_up, 90, "2 API worker processes started")
-    pids = set(re.findall(r"Started server process \[(\d+)\]", stack.log("api")))
+    await eventually(lambda: _started(stack, 2), 90, "2 API worker processes started")
+    pids = {int(p) for p in re.findall(r"Started server process \[(\d+)\]", stack.log("api"))}
     assert len(pids) == 2
+    return port, pids
+
+
+async def _started(stack: Stack, workers: int) -> bool:
+    return stack.count("api", "Application startup complete") >= workers
+
+
+async def test_serve_workers_runs_several_api_processes_on_one_port(
+    stack: Stack, postgres_db: str, tmp_path: Path
+) -> None:
+    port, pids = await _serve_workers(stack, postgres_db, tmp_path)
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
         for _ in range(20):
             assert (await http.get("/healthz")).status_code == 200
@@ -366,4 +378,102 @@ async def test_serve_workers_runs_several_api_processes_on_one_port(
     assert "Traceback" not in stack.log("api")
     for pid in pids:
         with pytest.raises(ProcessLookupError):
-            os.kill(int(pid), 0)  # no worker left behind
+            os.kill(pid, 0)  # no worker left behind
+
+
+def _samples(text: str) -> Samples:
+    return [
+        (s.name, s.labels, s.value)
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    ]
+
+
+def _value(samples: Samples, name: str, **labels: str) -> float | None:
+    found = [v for n, got, v in samples if n == name and got == labels]
+    assert len(found) <= 1, (name, labels, found)
+    return found[0] if found else None
+
+
+def _metrics_dirs(tmp: Path) -> list[Path]:
+    return list(tmp.glob("cityops-metrics-*"))
+
+
+def _per_worker(files: Path, route: str) -> dict[int, float]:
+    """Requests to *route* counted in each worker's own file."""
+    counts: dict[int, float] = {}
+    for file in files.glob("counter_*.db"):
+        pid = int(file.stem.split("_")[1])
+        merged = MultiProcessCollector.merge([str(file)])  # type: ignore[no-untyped-call]
+        counts[pid] = sum(
+            s.value
+            for metric in merged
+            for s in metric.samples
+            if s.name == "cityops_api_requests_total" and s.labels.get("route") == route
+        )
+    return counts
+
+
+async def _get(port: int, path: str) -> httpx.Response:
+    """On a new connection, so that either worker may take it."""
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+        return await http.get(path)
+
+
+async def _scrape(port: int) -> Samples:
+    response = await _get(port, "/metrics")
+    assert response.status_code == 200
+    return _samples(response.text)
+
+
+async def test_serve_workers_metrics_add_up_over_workers(
+    stack: Stack, postgres_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TMPDIR", str(tmp_path))  # the server's metrics directory lands here
+    port, pids = await _serve_workers(stack, postgres_db, tmp_path)
+    engine = make_engine(postgres_db)
+    with Session(engine) as session:
+        session.add(Device(id="cam-1", site="harbour", device_type="raspberrypi5"))
+        session.commit()
+    engine.dispose()
+
+    for _ in range(REQUESTS // 10):
+        got = await asyncio.gather(*(_get(port, "/healthz") for _ in range(10)))
+        assert all(r.status_code == 200 for r in got)
+    (files,) = _metrics_dirs(tmp_path)
+    healthz = _per_worker(files, "/healthz")
+    assert set(healthz) == pids
+    assert all(n > 0 for n in healthz.values()), healthz  # both workers took requests
+    assert sum(healthz.values()) == REQUESTS
+
+    seen: list[float | None] = []
+    for _ in range(60):  # until both workers have answered scrapes, at least 8 of them
+        samples = await _scrape(port)
+        seen.append(_value(samples, "cityops_api_requests_total", **HEALTHZ))
+        # read at scrape time from the database and the answering process: once, no pid label
+        assert _value(samples, "cityops_state_database_up") == 1
+        assert _value(samples, "cityops_devices", site="harbour", state="never_seen") == 1
+        assert _value(samples, "cityops_ingest_dead_letters", reason="schema") == 0
+        assert len([n for n, _, _ in samples if n == "cityops_build_info"]) == 1
+        assert _value(samples, "cityops_live_subscribers") == 0
+        scrapes = _per_worker(files, "/metrics")
+        if len(seen) >= 8 and len(scrapes) == 2 and all(scrapes.values()):
+            break
+    assert seen == [REQUESTS] * len(seen), (seen, _per_worker(files, "/metrics"))
+    assert all(_per_worker(files, "/metrics").values())  # both workers answered scrapes
+
+    # uvicorn replaces a killed worker: its counts stay, its live gauges go at the next scrape.
+    victim = min(pids)
+    os.kill(victim, signal.SIGKILL)
+    await eventually(lambda: _started(stack, 3), 90, "uvicorn to start a replacement worker")
+    assert (files / f"gauge_livesum_{victim}.db").exists()
+    samples = await _scrape(port)
+    assert _value(samples, "cityops_api_requests_total", **HEALTHZ) == REQUESTS
+    assert (files / f"counter_{victim}.db").exists()
+    assert not (files / f"gauge_livesum_{victim}.db").exists()
+    assert _value(samples, "cityops_live_subscribers") == 0
+
+    stack.stop_all()
+    assert stack.procs["api"].returncode in {0, -signal.SIGTERM}
+    assert "Traceback" not in stack.log("api")
+    assert not files.exists()  # removed when the server stops
