@@ -64,9 +64,8 @@ def render_acl(spec: AclSpec) -> str:
         elif account.role is ServiceRole.DISPATCH:
             lines.append(f"topic write {INCIDENTS_PREFIX}/#")
         elif account.role is ServiceRole.INCIDENTS:
-            scopes = [incident_filter(d) for d in account.departments] or [
-                f"{INCIDENTS_PREFIX}/#"
-            ]
+            departments = account.departments or (None,)
+            scopes = [incident_filter(d) for d in departments]
             lines.extend(f"topic read {scope}" for scope in scopes)
         else:
             lines.append(f"topic readwrite {PREFIX}/#")

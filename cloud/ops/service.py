@@ -164,6 +164,9 @@ class OpsService:
 
     def _commit(self, session: Session, changes: Sequence[IncidentChange]) -> None:
         if changes:
+            # Flushed first: the rows are locked before the notifiers run, so what they write
+            # (e.g. dispatch deliveries, ordered by id) follows the order changes commit in.
+            session.flush()
             for notifier in self._notifiers:
                 notifier(session, changes)
         session.commit()
