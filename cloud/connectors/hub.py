@@ -18,9 +18,12 @@ from cloud.connectors.config import (
     WebhookSource,
     secret_from_env,
 )
+from cloud.connectors.file_drop import FileDrop
 from cloud.connectors.guard import ReplayCache, TokenBucket
 from cloud.connectors.health import SourceHealthOut
 from cloud.connectors.intake import Intake
+from cloud.connectors.mqtt_bridge import MqttBridge
+from cloud.connectors.poller import RestPoller
 from cloud.connectors.writer import EventWriter
 
 logger = logging.getLogger(__name__)
@@ -78,16 +81,10 @@ class ConnectorHub:
     def runner_for(self, intake: Intake) -> Runner | None:
         source = intake.source
         if isinstance(source, RestPollSource):
-            from cloud.connectors.poller import RestPoller
-
             return RestPoller(source, intake)
         if isinstance(source, MqttBridgeSource):
-            from cloud.connectors.mqtt_bridge import MqttBridge
-
             return MqttBridge(source, intake)
         if isinstance(source, FileDropSource):
-            from cloud.connectors.file_drop import FileDrop
-
             return FileDrop(source, intake)
         return None
 

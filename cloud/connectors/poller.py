@@ -12,7 +12,7 @@ import httpx
 from cloud.connectors.config import RestPollSource
 from cloud.connectors.intake import Intake
 from cloud.connectors.mapping import lookup
-from cloud.connectors.routes import records_of
+from cloud.connectors.records import records_of
 
 logger = logging.getLogger(__name__)
 

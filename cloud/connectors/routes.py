@@ -16,8 +16,8 @@ from cloud.connectors.config import SOURCE_ID_PATTERN, WebhookSource
 from cloud.connectors.health import SourceHealthOut
 from cloud.connectors.hub import ConnectorHub, InboundGuard
 from cloud.connectors.intake import Intake, IntakeResult
-from cloud.connectors.mapping import lookup
 from cloud.connectors.problems import problem
+from cloud.connectors.records import records_of
 from cloud.connectors.signing import SignatureError, verify
 from cloud.ops.roles import Principal
 from cloud.store.base import StoreUnavailableError
@@ -26,16 +26,6 @@ logger = logging.getLogger(__name__)
 MAX_BODY_BYTES = 1024 * 1024
 
 SourceId = Annotated[str, Path(pattern=SOURCE_ID_PATTERN, description="Configured source id.")]
-
-
-def records_of(body: Any, records_path: str | None) -> list[Any]:
-    """The list of records in a request body: at *records_path*, else the body (list or one)."""
-    data = lookup(body, records_path) if records_path else body
-    if isinstance(data, list):
-        return data
-    if isinstance(data, dict):
-        return [data]
-    raise ValueError(f"no record list at {records_path or 'the body'}")
 
 
 def too_large(request: Request) -> bool:
