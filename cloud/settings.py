@@ -182,6 +182,22 @@ class ApiOptions(BaseModel):
     )
 
 
+class IntegrationFiles(BaseModel):
+    """The integration files every cloud process reads (docs/integrations.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+    dispatch: Path | None = Field(
+        default=None,
+        description="dispatch.yaml: where incident changes go (webhook, e-mail, MQTT topic). "
+        "Read by every API and ingest process: whichever changes an incident queues its "
+        "deliveries in the same transaction.",
+    )
+    sources: Path | None = Field(
+        default=None,
+        description="sources.yaml: connectors of other city systems, run by `cloud serve`.",
+    )
+
+
 class CloudSettings(BaseSettings):
     """Settings shared by ``cityops cloud ingest`` and ``cityops cloud serve``."""
 
@@ -196,6 +212,7 @@ class CloudSettings(BaseSettings):
     mqtt: MqttClientSettings = Field(default_factory=MqttClientSettings)
     store: StoreSettings = Field(default_factory=StoreSettings)
     ingest: IngestSettings = Field(default_factory=IngestSettings)
+    integrations: IntegrationFiles = Field(default_factory=IntegrationFiles)
     api: ApiOptions = Field(
         default_factory=ApiOptions,
         description="The operations API (`cloud serve`); read by `cloud ingest` for rules_path.",
@@ -210,6 +227,12 @@ class CloudSettings(BaseSettings):
         """Refuse an API client id that would take over an ingestor's MQTT session."""
         ingest_base = ingest_client_base(self)
         api_base = api_client_base(self)
+        for name, base in (("mqtt.client_id", ingest_base), ("api.mqtt.client_id", api_base)):
+            if base.startswith(DISPATCH_CLIENT_PREFIX):
+                raise ValueError(
+                    f"{name} {base!r}: client ids starting {DISPATCH_CLIENT_PREFIX!r} are the "
+                    "dispatcher's own; choose another"
+                )
         if api_base == ingest_base:
             raise ValueError(
                 f"api.mqtt.client_id and mqtt.client_id are both {ingest_base!r}: the API's MQTT "
@@ -226,7 +249,17 @@ class CloudSettings(BaseSettings):
         return build(cls, path, layered(cls, read_mapping(path), overrides))
 
 
-ClientRole = Literal["ingest", "api"]
+ClientRole = Literal["ingest", "api", "dispatch"]
+DISPATCH_CLIENT_PREFIX = "cityops-dispatch-"
+
+
+def dispatch_client_id() -> str:
+    """Client id of this process's dispatch connections (``mqtt`` routes of dispatch.yaml).
+
+    ``cityops-dispatch-<host>-<pid>``: one per process on every host, never an ingest or API id
+    (``CloudSettings`` refuses bases with this prefix).
+    """
+    return f"{DISPATCH_CLIENT_PREFIX}{socket.gethostname()[:30]}-{os.getpid()}"
 
 
 def ingest_client_base(settings: CloudSettings) -> str:
@@ -256,9 +289,13 @@ def mqtt_client_id(
     - ``api``: ``<api.mqtt.client_id>-<pid>`` (clean start, nothing to resume; *instance*
       replaces the pid in tests), so API processes (``serve --workers N``) never share one.
 
+    - ``dispatch``: ``cityops-dispatch-<host>-<pid>`` (``dispatch_client_id``).
+
     ``CloudSettings`` refuses an API base equal to the ingest base; two running ingest processes
     with one id are refused at start by a lease on PostgreSQL (``cloud.runtime.postgres``).
     """
+    if role == "dispatch":
+        return dispatch_client_id()
     if role == "ingest":
         client_id = ingest_client_base(settings)[:52]
         if instance is not None:

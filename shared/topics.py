@@ -1,6 +1,9 @@
-"""The only code that builds and parses CityOps MQTT topics: ``cityops/v1/{device_id}/{channel}``.
+"""The only code that builds and parses CityOps MQTT topics.
 
-Device ids are validated before they reach a topic, so no '/', '+', '#' or '$' can be smuggled in.
+Devices: ``cityops/v1/{device_id}/{channel}``. Incident changes, which other systems subscribe
+to: ``cityops/incidents/v1/{department}/{incident_id}``.
+
+Ids are validated before they reach a topic, so no '/', '+', '#' or '$' can be smuggled in.
 """
 
 import re
@@ -12,6 +15,13 @@ from shared.errors import TopicError
 from shared.limits import DEVICE_ID_PATTERN
 
 PREFIX: Final = "cityops/v1"
+INCIDENTS_PREFIX: Final = "cityops/incidents/v1"
+"""Incident changes for other systems (Home Assistant, Node-RED), one message per change on
+``{INCIDENTS_PREFIX}/{department}/{incident_id}``. Written only by the cloud's dispatcher (an
+``mqtt`` route in dispatch.yaml), never by a device: a root of its own, apart from every device
+topic."""
+_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+_INCIDENT_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _DEVICE_RE = re.compile(DEVICE_ID_PATTERN)
 _SHARE_GROUP_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
@@ -59,6 +69,24 @@ def subscription(channel: Channel, device_id: str | None = None) -> str:
     """Subscribe filter for one device, or every device (``+``) when *device_id* is None."""
     who = "+" if device_id is None else validate_device_id(device_id)
     return f"{PREFIX}/{who}/{channel.value}"
+
+
+def incident_topic(department: str, incident_id: str, prefix: str = INCIDENTS_PREFIX) -> str:
+    """Topic of one incident's changes (*prefix* from the dispatch route; the default is public)."""
+    if not _NAME_RE.match(department):
+        raise TopicError(f"invalid department {department!r}", field="department")
+    if not _INCIDENT_ID_RE.match(incident_id):
+        raise TopicError(f"invalid incident id {incident_id!r}", field="incident_id")
+    return f"{prefix}/{department}/{incident_id}"
+
+
+def incident_filter(department: str | None = None) -> str:
+    """Subscribe filter for the incidents of one department, or of all (``#``)."""
+    if department is None:
+        return f"{INCIDENTS_PREFIX}/#"
+    if not _NAME_RE.match(department):
+        raise TopicError(f"invalid department {department!r}", field="department")
+    return f"{INCIDENTS_PREFIX}/{department}/+"
 
 
 def shared_subscription(group: str, channel: Channel) -> str:

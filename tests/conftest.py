@@ -62,6 +62,10 @@ def face_model() -> Path:
 ADMIN_USER = "cityops-admin"
 INGEST_USER = "cityops-ingest"
 API_USER = "cityops-api"
+DISPATCH_USER = "cityops-dispatch"
+INCIDENTS_USER = "cityops-incidents"
+"""Reads every department's incident changes; ``ENV_INCIDENTS_USER`` only environment's."""
+ENV_INCIDENTS_USER = "incidents-environment"
 DEVICES = ("dev-a", "dev-b", "dev-c")
 
 
@@ -126,12 +130,18 @@ def _start_broker(
         ADMIN_USER: "admin-pw",
         INGEST_USER: "ingest-pw",
         API_USER: "api-pw",
+        DISPATCH_USER: "dispatch-pw",
+        INCIDENTS_USER: "incidents-pw",
+        ENV_INCIDENTS_USER: "environment-pw",
         **{d: f"{d}-pw" for d in DEVICES},
     }
     services = [
         ServiceAccount(ADMIN_USER, ServiceRole.ADMIN),
         ServiceAccount(INGEST_USER, ServiceRole.INGEST),
         ServiceAccount(API_USER, ServiceRole.OPERATOR),
+        ServiceAccount(DISPATCH_USER, ServiceRole.DISPATCH),
+        ServiceAccount(INCIDENTS_USER, ServiceRole.INCIDENTS),
+        ServiceAccount(ENV_INCIDENTS_USER, ServiceRole.INCIDENTS, ("environment",)),
     ]
     cfg = MosquittoConfig(
         workdir=workdir,

@@ -26,6 +26,7 @@ from cloud.api.routes import devices, events, incidents, live, system
 from cloud.api.settings import ApiSettings
 from cloud.console.mount import install_console
 from cloud.db.devices import Device
+from cloud.dispatch.config import DispatchConfig
 from cloud.ops.clock import Clock
 from cloud.runtime import build_runtime
 from cloud.settings import mqtt_client_id
@@ -62,10 +63,14 @@ async def _sla_loop(ctx: ApiContext, stop: asyncio.Event) -> None:
 
 
 def build_context(
-    settings: ApiSettings, *, store: EventStore | None = None, clock: Clock | None = None
+    settings: ApiSettings,
+    *,
+    store: EventStore | None = None,
+    clock: Clock | None = None,
+    dispatch: DispatchConfig | None = None,
 ) -> ApiContext:
     """The cloud runtime plus what only the API has: metrics, its MQTT client, the key cache."""
-    runtime = build_runtime(settings.cloud, store=store, clock=clock)
+    runtime = build_runtime(settings.cloud, store=store, clock=clock, dispatch=dispatch)
     mqtt = None
     if settings.api.mqtt_enabled:
         account = settings.api.mqtt or settings.cloud.mqtt
@@ -94,11 +99,12 @@ def build_context(
 def _start_tasks(
     app: FastAPI, ctx: ApiContext, stop: asyncio.Event, *, ingest: bool, background: bool
 ) -> list[asyncio.Task[None]]:
-    """The lifespan's tasks: live listener, SLA loop, MQTT client, in-process ingestor."""
+    """The lifespan's tasks: live listener, SLA loop, dispatch, MQTT client, in-process ingestor."""
     runtime = ctx.runtime
     tasks: list[asyncio.Task[None]] = []
     if runtime.listener is not None:
         tasks.append(asyncio.create_task(runtime.listener.run(stop)))
+    tasks.append(asyncio.create_task(runtime.dispatcher.run(stop)))
     if background:
         tasks.append(asyncio.create_task(_sla_loop(ctx, stop)))
         if ctx.mqtt is not None:
@@ -125,6 +131,7 @@ def create_app(
     extra_routers: Sequence[APIRouter] = (),
     store: EventStore | None = None,
     clock: Clock | None = None,
+    dispatch: DispatchConfig | None = None,
     ingest: bool = False,
     background: bool = True,
 ) -> FastAPI:
@@ -133,8 +140,9 @@ def create_app(
     *background* runs the MQTT connection and the SLA loop in the lifespan (tests that drive
     the SLA with a manual clock turn it off and call ``ops.check_sla()`` themselves). On
     PostgreSQL the lifespan also listens for other processes' live messages and revocations.
+    The dispatch loop (*dispatch*, else ``integrations.dispatch`` of the settings) always runs.
     """
-    ctx = build_context(settings, store=store, clock=clock)
+    ctx = build_context(settings, store=store, clock=clock, dispatch=dispatch)
     runtime = ctx.runtime
     store, ops, hub, metrics, engine = ctx.store, ctx.ops, ctx.live, ctx.metrics, ctx.engine
 

@@ -215,7 +215,17 @@ def build_served_app(options: ServeOptions) -> "FastAPI":
     from cloud.connectors.integration import Integrations, build_integration_routers
 
     settings = ApiSettings.from_yaml(options.config) if options.config else ApiSettings()
-    integrations = Integrations.from_files(options.sources, options.dispatch)
+    files = settings.cloud.integrations
+    files = files.model_copy(
+        update={
+            "sources": options.sources or files.sources,
+            "dispatch": options.dispatch or files.dispatch,
+        }
+    )
+    settings = settings.model_copy(
+        update={"cloud": settings.cloud.model_copy(update={"integrations": files})}
+    )
+    integrations = Integrations.from_files(files.sources)
     app = create_app(
         settings, ingest=options.ingest, extra_routers=build_integration_routers(integrations)
     )
@@ -253,7 +263,8 @@ def serve(  # noqa: PLR0917 - a Typer command: one parameter per option
         typer.Option(
             "--sources",
             envvar="CITYOPS_INTEGRATIONS_SOURCES",
-            help="Connectors of other city systems (sources.yaml, see docs/integrations.md).",
+            help="Connectors of other city systems (sources.yaml, see docs/integrations.md); "
+            "overrides integrations.sources of cloud.yaml.",
             exists=True,
             dir_okay=False,
         ),
@@ -263,7 +274,9 @@ def serve(  # noqa: PLR0917 - a Typer command: one parameter per option
         typer.Option(
             "--dispatch",
             envvar="CITYOPS_INTEGRATIONS_DISPATCH",
-            help="Where incidents go per department: webhook or e-mail (dispatch.yaml).",
+            help="Where incidents go per department: webhook, e-mail or MQTT topic "
+            "(dispatch.yaml); overrides integrations.dispatch of cloud.yaml. Ingest processes "
+            "read integrations.dispatch: set it there when ingest runs apart.",
             exists=True,
             dir_okay=False,
         ),

@@ -3,7 +3,7 @@
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from shared.topics import PREFIX, Channel
+from shared.topics import INCIDENTS_PREFIX, PREFIX, Channel, incident_filter
 
 
 class ServiceRole(StrEnum):
@@ -16,12 +16,19 @@ class ServiceRole(StrEnum):
     confirmations on ``event/ack``."""
     ADMIN = "admin"
     """Reads and writes everything under the prefix (tests, tooling)."""
+    DISPATCH = "dispatch"
+    """Publishes incident changes (``mqtt`` routes of dispatch.yaml) under ``INCIDENTS_PREFIX``."""
+    INCIDENTS = "incidents"
+    """Reads incident changes, of its ``departments`` only (all when none are named): Home
+    Assistant, Node-RED, a department's own system."""
 
 
 @dataclass(frozen=True, slots=True)
 class ServiceAccount:
     username: str
     role: ServiceRole
+    departments: tuple[str, ...] = ()
+    """``incidents`` role: the departments whose incidents it reads; empty reads every one."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +61,12 @@ def render_acl(spec: AclSpec) -> str:
             lines.append(f"topic write {PREFIX}/+/{Channel.CMD.value}")
             if account.role is ServiceRole.SERVE:
                 lines.append(f"topic write {PREFIX}/+/{Channel.EVENT_ACK.value}")
+        elif account.role is ServiceRole.DISPATCH:
+            lines.append(f"topic write {INCIDENTS_PREFIX}/#")
+        elif account.role is ServiceRole.INCIDENTS:
+            departments = account.departments or (None,)
+            scopes = [incident_filter(d) for d in departments]
+            lines.extend(f"topic read {scope}" for scope in scopes)
         else:
             lines.append(f"topic readwrite {PREFIX}/#")
         lines.append("")

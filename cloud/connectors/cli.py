@@ -76,17 +76,19 @@ def check(
     Example: cityops cloud connectors check --sources sources.yaml --dispatch dispatch.yaml
     """
     from cloud.connectors.integration import Integrations
+    from cloud.dispatch.config import DispatchConfig, load_dispatch
     from cloud.dispatch.senders import sender_for
+    from cloud.settings import dispatch_client_id
 
     try:
-        integrations = Integrations.from_files(sources, dispatch)
-        for route in integrations.dispatch.routes:
-            sender_for(route.target)
+        integrations = Integrations.from_files(sources)
+        config = load_dispatch(dispatch) if dispatch else DispatchConfig()
+        for route in config.routes:
+            sender_for(route.target, dispatch_client_id())
     except ValueError as exc:
         raise _fail(str(exc)) from exc
     typer.echo(
-        f"ok: {len(integrations.sources.sources)} sources, "
-        f"{len(integrations.dispatch.routes)} dispatch routes"
+        f"ok: {len(integrations.sources.sources)} sources, {len(config.routes)} dispatch routes"
     )
 
 

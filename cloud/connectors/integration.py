@@ -1,16 +1,16 @@
 """Wiring of the integration hub into the operations API (``cityops cloud serve``).
 
-    integrations = Integrations.from_files(sources_path, dispatch_path)
+    integrations = Integrations.from_files(sources_path)
     app = create_app(settings, extra_routers=build_integration_routers(integrations))
     integrations.attach(app)
 
-``attach`` takes ``app.state.store``, ``ops``, ``live``, ``engine`` and ``sessions`` (set by
-``cloud.api.app.create_app``), makes connector records flow like MQTT events (store → incidents
-→ live stream), registers the dispatcher as an incident listener and runs the pollers, bridges,
-file watchers and the dispatch loop inside the app's lifespan.
+``attach`` takes the app's cloud runtime (``app.state.ctx.runtime``), makes connector records
+flow like MQTT events (store → incidents → live stream) and runs the pollers, bridges and file
+watchers inside the app's lifespan. Dispatch of incidents is the runtime's own
+(``CloudRuntime.dispatcher``): every API and ingest process queues and sends deliveries; here
+only its routes (``/api/v1/dispatch/...``) are mounted.
 """
 
-import contextlib
 import logging
 import os
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -24,7 +24,6 @@ from cloud.connectors.config import SourcesConfig, load_sources
 from cloud.connectors.hub import ConnectorHub
 from cloud.connectors.routes import build_connector_router
 from cloud.connectors.writer import EventWriter, StoreEventWriter
-from cloud.dispatch.config import DispatchConfig, load_dispatch
 from cloud.dispatch.dispatcher import Dispatcher
 from cloud.dispatch.routes import build_dispatch_router
 from cloud.ingest.hooks import EventHook
@@ -36,7 +35,6 @@ from shared.telemetry import Telemetry
 logger = logging.getLogger(__name__)
 
 SOURCES_ENV = "CITYOPS_INTEGRATIONS_SOURCES"
-DISPATCH_ENV = "CITYOPS_INTEGRATIONS_DISPATCH"
 
 
 class DeferredWriter:
@@ -58,35 +56,22 @@ class DeferredWriter:
 
 
 class Integrations:
-    def __init__(
-        self,
-        sources: SourcesConfig | None = None,
-        dispatch: DispatchConfig | None = None,
-    ) -> None:
+    def __init__(self, sources: SourcesConfig | None = None) -> None:
         self.sources = sources or SourcesConfig()
-        self.dispatch = dispatch or DispatchConfig()
         self.writer = DeferredWriter()
         self.hub = ConnectorHub(self.sources, self.writer)
         self.dispatcher: Dispatcher | None = None
 
     @classmethod
-    def from_files(
-        cls, sources_path: Path | None = None, dispatch_path: Path | None = None
-    ) -> "Integrations":
-        """Load ``sources.yaml`` and ``dispatch.yaml`` (either may be absent)."""
-        return cls(
-            load_sources(sources_path) if sources_path else None,
-            load_dispatch(dispatch_path) if dispatch_path else None,
-        )
+    def from_files(cls, sources_path: Path | None = None) -> "Integrations":
+        """Load ``sources.yaml`` (no connectors when absent)."""
+        return cls(load_sources(sources_path) if sources_path else None)
 
     @classmethod
     def from_env(cls) -> "Integrations":
-        """Paths from ``CITYOPS_INTEGRATIONS_SOURCES`` / ``CITYOPS_INTEGRATIONS_DISPATCH``."""
+        """The path from ``CITYOPS_INTEGRATIONS_SOURCES``."""
         sources = os.environ.get(SOURCES_ENV)
-        dispatch = os.environ.get(DISPATCH_ENV)
-        return cls.from_files(
-            Path(sources) if sources else None, Path(dispatch) if dispatch else None
-        )
+        return cls.from_files(Path(sources) if sources else None)
 
     def current_dispatcher(self) -> Dispatcher:
         if self.dispatcher is None:
@@ -94,16 +79,12 @@ class Integrations:
         return self.dispatcher
 
     def attach(self, app: FastAPI, *, extra_hooks: Sequence[EventHook] = ()) -> None:
-        """Bind to the app's store, incident service and database; run with its lifespan."""
+        """Bind to the app's runtime (store, incidents, live fan-out); run with its lifespan."""
         state = app.state
-        hooks: list[EventHook] = [state.ops.on_events]
-        live = getattr(state, "live", None)
-        if live is not None:
-            hooks.append(live.publish_events)
-        hooks.extend(extra_hooks)
-        self.writer.target = StoreEventWriter(state.store, hooks)
-        self.dispatcher = Dispatcher.setup(state.engine, self.dispatch)
-        state.ops.add_listener(self.dispatcher.on_change)
+        runtime = state.ctx.runtime
+        hooks: list[EventHook] = [*runtime.ingest_steps, *runtime.ingest_hooks, *extra_hooks]
+        self.writer.target = StoreEventWriter(runtime.store, hooks)
+        self.dispatcher = runtime.dispatcher
         state.integrations = self
         if hasattr(state, "metrics"):  # the API's ApiMetrics: source health on /metrics
             state.metrics.watch_connectors(self.hub.health)
@@ -122,19 +103,10 @@ class Integrations:
 
     async def start(self) -> None:
         await self.hub.start()
-        if self.dispatcher is not None:
-            self.dispatcher.start()
-        logger.info(
-            "integrations: %d sources, %d dispatch routes",
-            len(self.hub.intakes),
-            len(self.dispatch.routes),
-        )
+        logger.info("integrations: %d sources", len(self.hub.intakes))
 
     async def stop(self) -> None:
         await self.hub.stop()
-        if self.dispatcher is not None:
-            with contextlib.suppress(Exception):
-                await self.dispatcher.stop()
 
 
 def build_integration_routers(

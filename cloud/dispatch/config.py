@@ -1,4 +1,7 @@
-"""Which incident changes go to which department system, and how (``dispatch.yaml``)."""
+"""Which incident changes go to which department system, and how (``dispatch.yaml``).
+
+Targets: a signed webhook, an e-mail, or an MQTT topic (Home Assistant, Node-RED).
+"""
 
 from pathlib import Path
 from typing import Annotated, Literal, Self
@@ -9,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from cloud.ops.models import ChangeType
 from shared.codec import field_of
 from shared.events import Severity
+from shared.topics import INCIDENTS_PREFIX
 
 
 class _Strict(BaseModel):
@@ -41,6 +45,27 @@ class EmailTarget(_Strict):
     timeout_s: float = Field(default=10.0, gt=0)
 
 
+class MqttTarget(_Strict):
+    """Publish each change (QoS 1) on ``<topic_prefix>/<department>/<incident id>``.
+
+    What Home Assistant and Node-RED subscribe to. Connect to the services listener (1884 in
+    deploy/) with an account of role ``dispatch``; readers get role ``incidents`` (cloud.broker).
+    """
+
+    type: Literal["mqtt"]
+    host: str = Field(description="Broker host.")
+    port: int = Field(default=1883, ge=1, le=65535)
+    username: str | None = Field(default=None, description="Broker account (role dispatch).")
+    password_env: str | None = Field(default=None, description="Env var with its password.")
+    tls_ca: Path | None = Field(default=None, description="CA file; enables TLS when set.")
+    topic_prefix: str = Field(
+        default=INCIDENTS_PREFIX,
+        pattern=r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$",
+        description="Topics are <prefix>/<department>/<incident id>.",
+    )
+    timeout_s: float = Field(default=10.0, gt=0)
+
+
 DEFAULT_CHANGES = [
     ChangeType.CREATED,
     ChangeType.DISPATCHED,
@@ -59,7 +84,7 @@ class DispatchRoute(_Strict):
         default_factory=lambda: list(DEFAULT_CHANGES), description="Incident changes to send."
     )
     min_severity: Severity | None = None
-    target: Annotated[WebhookTarget | EmailTarget, Field(discriminator="type")]
+    target: Annotated[WebhookTarget | EmailTarget | MqttTarget, Field(discriminator="type")]
 
     def matches(self, department: str, change: ChangeType, severity: Severity) -> bool:
         return (

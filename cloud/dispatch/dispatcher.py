@@ -1,6 +1,7 @@
-"""The dispatcher: listens to incident changes, queues deliveries, sends them with retries.
+"""The dispatcher: queues deliveries of incident changes, sends them with retries.
 
-Deliveries are rows in ``dispatch_deliveries`` (an outbox), so a restart loses none and the
+Deliveries are rows in ``dispatch_deliveries`` (an outbox) written in the same transaction as
+the change they announce, so a crash loses none, a restart resends what was pending, and the
 dead letters stay visible in the API until someone retries them.
 """
 
@@ -8,26 +9,35 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import Engine, select, update
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, aliased, sessionmaker
 
 from cloud.dispatch.config import DispatchConfig, DispatchRoute
 from cloud.dispatch.senders import DeliveryError, Sender, sender_for
 from cloud.dispatch.tables import Delivery, DeliveryStatus, create_tables
 from cloud.ops.models import IncidentChange
+from cloud.settings import dispatch_client_id
 from shared.clock import utcnow
 from shared.ids import new_id
 
 logger = logging.getLogger(__name__)
 _MAX_ERROR_TEXT = 500
 _BATCH = 50
-_LEASE_S = 120.0
-"""A claimed delivery is not picked again for this long (longer than any send timeout)."""
+_LEASE_MARGIN_S = 5.0
+
+
+def lease_s(route: DispatchRoute) -> float:
+    """How long a claimed delivery is not picked again: past the send's own timeout.
+
+    A process killed mid-send holds its claim this long; then another process sends it again
+    (same delivery id, so the receiver can drop the repeat).
+    """
+    return 2 * route.target.timeout_s + _LEASE_MARGIN_S
 
 
 class DeliveryOut(BaseModel):
@@ -66,6 +76,26 @@ class DeliveryOut(BaseModel):
         )
 
 
+class IncidentNotifiable(Protocol):
+    """What ``attach`` needs of ``OpsService``."""
+
+    def add_notifier(self, notifier: Callable[[Session, Sequence[IncidentChange]], None]) -> None:
+        """Called inside each transaction that commits changes."""
+
+    def add_listener(self, callback: Callable[[IncidentChange], Awaitable[None]]) -> None:
+        """Called after each committed change."""
+
+
+async def _first(*waits: Awaitable[object]) -> None:
+    """Return when the first of *waits* is done; cancel the others."""
+    tasks = [asyncio.ensure_future(w) for w in waits]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+
+
 def notice_payload(change: IncidentChange) -> bytes:
     """The JSON a department system receives: the change and the incident as the API shows it."""
     body: dict[str, Any] = {
@@ -80,6 +110,15 @@ def notice_payload(change: IncidentChange) -> bytes:
 
 
 class Dispatcher:
+    """Queues deliveries inside the transaction of each incident change; sends them in a loop.
+
+    ``attach(ops)`` makes every process that changes incidents (API, ingest, SLA loop) write
+    the deliveries of a change in the change's own transaction: a change is committed with its
+    deliveries or not at all. Any number of processes may run the loop (``run``): each claims a
+    due delivery with a lease, so one try goes out once; changes of one incident reach a route
+    in the order they were made (a delivery waits while an older one of its incident is pending).
+    """
+
     def __init__(
         self,
         config: DispatchConfig,
@@ -87,14 +126,16 @@ class Dispatcher:
         *,
         senders: Mapping[str, Sender] | None = None,
         clock: Callable[[], datetime] = utcnow,
+        client_id: str | None = None,
     ) -> None:
         self.config = config
         self.sessions = sessions
         self.clock = clock
         self.routes: dict[str, DispatchRoute] = {r.id: r for r in config.routes}
         self.senders: dict[str, Sender] = dict(senders or {})
+        mqtt_id = client_id or dispatch_client_id()
         for route in config.routes:
-            self.senders.setdefault(route.id, sender_for(route.target))
+            self.senders.setdefault(route.id, sender_for(route.target, mqtt_id))
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
@@ -106,65 +147,87 @@ class Dispatcher:
 
     # ---------------------------------------------------------------- queueing
 
-    def enqueue(self, change: IncidentChange) -> list[str]:
-        """Queue one delivery per matching route; returns their ids."""
-        incident = change.incident
-        matching = [
-            r
-            for r in self.config.routes
-            if r.matches(incident.department, change.type, incident.severity)
-        ]
-        if not matching:
-            return []
-        payload = notice_payload(change).decode()
+    def attach(self, ops: IncidentNotifiable) -> None:
+        """Queue the deliveries of every change *ops* commits, in its transaction."""
+        ops.add_notifier(self.enqueue_in)
+        ops.add_listener(self.on_change)
+
+    def enqueue_in(self, session: Session, changes: Sequence[IncidentChange]) -> None:
+        """``OpsService`` notifier: one delivery per (change, matching route), not committed."""
         now = self.clock()
-        ids: list[str] = []
-        with self.sessions() as session:
+        for change in changes:
+            incident = change.incident
+            matching = [
+                r
+                for r in self.config.routes
+                if r.matches(incident.department, change.type, incident.severity)
+            ]
+            if not matching:
+                continue
+            payload = notice_payload(change).decode()
             for route in matching:
-                row = Delivery(
-                    id=new_id(),
-                    route_id=route.id,
-                    target_type=route.target.type,
-                    incident_id=incident.id,
-                    department=incident.department,
-                    change_type=change.type.value,
-                    payload=payload,
-                    status=DeliveryStatus.PENDING.value,
-                    attempts=0,
-                    next_attempt_at=now,
-                    created_at=now,
-                    updated_at=now,
+                session.add(
+                    Delivery(
+                        id=new_id(),
+                        route_id=route.id,
+                        target_type=route.target.type,
+                        incident_id=incident.id,
+                        department=incident.department,
+                        change_type=change.type.value,
+                        payload=payload,
+                        status=DeliveryStatus.PENDING.value,
+                        attempts=0,
+                        next_attempt_at=now,
+                        created_at=now,
+                        updated_at=now,
+                    )
                 )
-                session.add(row)
-                ids.append(row.id)
-            session.commit()
-        return ids
 
     async def on_change(self, change: IncidentChange) -> None:
-        """``OpsService`` listener: queue now, deliver in the background."""
-        ids = await asyncio.to_thread(self.enqueue, change)
-        if ids:
-            logger.info(
-                "incident %s %s: %d deliveries queued", change.incident.id, change.type, len(ids)
-            )
-            self._wake.set()
+        """``OpsService`` listener: a change was committed here; look for due deliveries now."""
+        if any(
+            r.matches(change.incident.department, change.type, change.incident.severity)
+            for r in self.config.routes
+        ):
+            self.wake()
+
+    def wake(self) -> None:
+        """Look for due deliveries now (e.g. another process committed a change)."""
+        self._wake.set()
 
     # ---------------------------------------------------------------- delivering
 
     def _claim_due(self) -> list[Delivery]:
-        """Due deliveries, each claimed with a lease so no other loop or process sends it too."""
+        """Due deliveries, each claimed with a lease so no other loop or process sends it too.
+
+        Only routes this process knows (another process's newer dispatch.yaml may have more),
+        and per (route, incident) only the oldest pending delivery: changes arrive in order.
+        """
         now = self.clock()
-        lease = now + timedelta(seconds=_LEASE_S)
         claimed: list[Delivery] = []
+        if not self.routes:
+            return claimed
+        older = aliased(Delivery)
+        older_pending = (
+            select(older.id)
+            .where(older.route_id == Delivery.route_id)
+            .where(older.incident_id == Delivery.incident_id)
+            .where(older.status == DeliveryStatus.PENDING.value)
+            .where(older.id < Delivery.id)
+            .exists()
+        )
         with self.sessions() as session:
-            candidates = session.scalars(
-                select(Delivery.id)
+            candidates = session.execute(
+                select(Delivery.id, Delivery.route_id)
                 .where(Delivery.status == DeliveryStatus.PENDING.value)
                 .where(Delivery.next_attempt_at <= now)
+                .where(Delivery.route_id.in_(sorted(self.routes)))
+                .where(~older_pending)
                 .order_by(Delivery.next_attempt_at)
                 .limit(_BATCH)
             ).all()
-            for delivery_id in candidates:
+            for delivery_id, route_id in candidates:
+                lease = now + timedelta(seconds=lease_s(self.routes[route_id]))
                 result = session.execute(
                     update(Delivery)
                     .where(Delivery.id == delivery_id)
@@ -202,17 +265,13 @@ class Dispatcher:
             return row
 
     async def _attempt(self, row: Delivery) -> None:
-        sender = self.senders.get(row.route_id)
-        error: DeliveryError | None
+        sender = self.senders[row.route_id]
         status: int | None = None
-        if sender is None:
-            error = DeliveryError(f"route {row.route_id} is no longer configured", permanent=True)
-        else:
-            try:
-                status = await sender.send(row.id, row.payload.encode())
-                error = None
-            except DeliveryError as exc:
-                error = exc
+        error: DeliveryError | None = None
+        try:
+            status = await sender.send(row.id, row.payload.encode())
+        except DeliveryError as exc:
+            error = exc
         done = await asyncio.to_thread(self._record, row.id, status=status, error=error)
         if error is None:
             logger.info("delivery %s to %s: delivered", row.id, row.route_id)
@@ -242,19 +301,23 @@ class Dispatcher:
                 await self._attempt(row)
             return len(rows)
 
-    async def run(self) -> None:
-        while True:
+    async def run(self, stop: asyncio.Event | None = None) -> None:
+        """Deliver until *stop* is set (or the task is cancelled); nothing to do without routes."""
+        stop = stop or asyncio.Event()
+        if not self.routes:
+            return
+        while not stop.is_set():
             try:
                 tried = await self.deliver_due()
             except Exception:
                 logger.exception("dispatch loop failed; retrying")
                 tried = 0
-            if tried >= _BATCH:
+            if tried:  # more may be due: the next change of an incident waited for this one
                 continue
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.config.poll_s):
-                    await self._wake.wait()
+                    await _first(self._wake.wait(), stop.wait())
 
     def start(self) -> None:
         if self._task is None:

@@ -1,17 +1,25 @@
-"""Delivering one incident notice: signed webhook POST, or e-mail through SMTP."""
+"""Delivering one incident notice: signed webhook POST, e-mail through SMTP, or MQTT publish."""
 
 import asyncio
 import json
 import smtplib
 import ssl
+import threading
 from email.message import EmailMessage
-from typing import Protocol
+from typing import Any, Protocol
 
 import httpx
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
 
 from cloud.connectors.config import secret_from_env
 from cloud.connectors.signing import signature_headers
-from cloud.dispatch.config import EmailTarget, WebhookTarget
+from cloud.dispatch.config import EmailTarget, MqttTarget, WebhookTarget
+from shared.errors import TopicError
+from shared.topics import incident_topic
 
 _RETRYABLE_4XX = {408, 425, 429}
 
@@ -132,7 +140,93 @@ class EmailSender:
         return None
 
 
-def sender_for(target: WebhookTarget | EmailTarget) -> Sender:
+_REFUSED_FOR_GOOD = {134, 135, 138, 140, 144, 149, 153}
+"""CONNACK/PUBACK reasons a retry cannot fix: bad user name or password, not authorized,
+banned, bad authentication method, topic name invalid, packet too large, payload format invalid."""
+
+
+class MqttSender:
+    """One short MQTT 5 connection per try: connect, publish at QoS 1, wait for the PUBACK, leave.
+
+    Incident changes are a few a minute, so a connection per try costs nothing that matters and
+    leaves no session to manage; the PUBACK's reason code tells an ACL refusal (135) apart.
+    """
+
+    def __init__(self, target: MqttTarget, client_id: str) -> None:
+        self.target = target
+        self.client_id = client_id
+        self._password = secret_from_env(target.password_env, "target.password_env")
+
+    def _client(self) -> paho.Client:
+        client = paho.Client(
+            CallbackAPIVersion.VERSION2, client_id=self.client_id, protocol=paho.MQTTv5
+        )
+        if self.target.username:
+            password = self._password.get_secret_value() if self._password else None
+            client.username_pw_set(self.target.username, password)
+        if self.target.tls_ca is not None:
+            client.tls_set(ca_certs=str(self.target.tls_ca))
+        return client
+
+    def _wait(self, event: threading.Event, what: str) -> None:
+        if not event.wait(self.target.timeout_s):
+            raise DeliveryError(f"MQTT {self.target.host}:{self.target.port}: no {what}")
+
+    @staticmethod
+    def _check(reason: ReasonCode, what: str) -> None:
+        if reason.is_failure:
+            raise DeliveryError(
+                f"MQTT {what} {reason.value} ({reason})",
+                permanent=reason.value in _REFUSED_FOR_GOOD,
+            )
+
+    def _publish_sync(self, topic: str, payload: bytes, delivery_id: str) -> None:
+        client = self._client()
+        connected, acked = threading.Event(), threading.Event()
+        reasons: dict[str, ReasonCode] = {}
+
+        def on_connect(_c: Any, _u: Any, _f: Any, reason: ReasonCode, _p: Any) -> None:
+            reasons["connack"] = reason
+            connected.set()
+
+        def on_publish(_c: Any, _u: Any, _mid: int, reason: ReasonCode, _p: Any) -> None:
+            reasons["puback"] = reason
+            acked.set()
+
+        client.on_connect = on_connect
+        client.on_publish = on_publish
+        properties = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+        properties.ContentType = "application/json"
+        properties.UserProperty = [("delivery", delivery_id)]
+        try:
+            client.connect(self.target.host, self.target.port, keepalive=30, clean_start=True)
+        except OSError as exc:
+            raise DeliveryError(f"MQTT {type(exc).__name__}: {exc}") from exc
+        client.loop_start()
+        try:
+            self._wait(connected, "CONNACK")
+            self._check(reasons["connack"], "CONNACK")
+            client.publish(topic, payload, qos=1, properties=properties)
+            self._wait(acked, "PUBACK")
+            self._check(reasons["puback"], "PUBACK")
+        finally:
+            client.disconnect()
+            client.loop_stop()
+
+    async def send(self, delivery_id: str, payload: bytes) -> int | None:
+        incident = json.loads(payload)["incident"]
+        try:
+            topic = incident_topic(incident["department"], incident["id"], self.target.topic_prefix)
+        except TopicError as exc:
+            raise DeliveryError(str(exc), permanent=True) from exc
+        await asyncio.to_thread(self._publish_sync, topic, payload, delivery_id)
+        return None
+
+
+def sender_for(target: WebhookTarget | EmailTarget | MqttTarget, client_id: str) -> Sender:
+    """The sender of one route; *client_id* is this process's dispatch MQTT client id."""
     if isinstance(target, WebhookTarget):
         return WebhookSender(target)
+    if isinstance(target, MqttTarget):
+        return MqttSender(target, client_id)
     return EmailSender(target)

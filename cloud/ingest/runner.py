@@ -1,4 +1,8 @@
-"""One ingest process: the cloud runtime, its ingestor (incident step, live hook), metrics."""
+"""One ingest process: the cloud runtime, its ingestor, dispatch, metrics.
+
+The ingestor runs the incident step and the live hook; the dispatch loop sends the deliveries
+of the incident changes this process makes (and any other process's that are due).
+"""
 
 import asyncio
 import logging
@@ -70,9 +74,12 @@ async def run_ingest(settings: CloudSettings, metrics_host: str, metrics_port: i
         start_http_server(metrics_port, metrics_host, registry=ingestor.registry)
         log.info("metrics on http://%s:%d/metrics", metrics_host, metrics_port)
     log.info("ingest process with MQTT client id %s", client_id)
+    dispatch = asyncio.create_task(runtime.dispatcher.run(stop), name="dispatcher")
     try:
         await ingestor.run(stop)
     finally:
+        stop.set()
+        await dispatch
         lease.release()
         await runtime.close()
         log.info("ingest stopped: %s", ingestor.stats())

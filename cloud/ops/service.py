@@ -1,7 +1,8 @@
 """``OpsService``: opens incidents from events by routing rules, runs their lifecycle and SLAs.
 
-Every change is committed together with its audit row, then announced to listeners
-(``add_listener``): the live stream and the department dispatchers.
+Every change is committed together with its audit row and what the notifiers write in the same
+transaction (``add_notifier``: the dispatch outbox, the PostgreSQL fan-out), then announced to
+listeners (``add_listener``: this process's live hub, metrics, the dispatch loop's wake-up).
 """
 
 import asyncio
@@ -36,8 +37,8 @@ logger = logging.getLogger(__name__)
 
 IncidentListener = Callable[[IncidentChange], Awaitable[None]]
 ChangeNotifier = Callable[[Session, Sequence[IncidentChange]], None]
-"""Called inside the transaction of the changes, just before commit (PostgreSQL ``NOTIFY``:
-other processes hear of a change if and only if it is committed)."""
+"""Called inside the transaction of the changes, just before commit: what it writes (dispatch
+deliveries, PostgreSQL ``NOTIFY``) is committed if and only if the changes are."""
 _SEVERITIES = list(Severity)
 _OPEN_STATES = [
     IncidentStatus.OPEN.value,
@@ -111,17 +112,21 @@ class OpsService:
         router: Router,
         clock: Clock | None = None,
         *,
-        notifier: ChangeNotifier | None = None,
+        notifiers: Sequence[ChangeNotifier] = (),
     ) -> None:
         self.sessions = sessions
         self.router = router
         self.clock: Clock = clock or SystemClock()
-        self.notifier = notifier
+        self._notifiers: list[ChangeNotifier] = list(notifiers)
         self._listeners: list[IncidentListener] = []
         # One writer of incidents from events at a time: keeps dedup race-free across hooks.
         self._event_lock = threading.Lock()
 
     # ------------------------------------------------------------------ listeners
+
+    def add_notifier(self, notifier: ChangeNotifier) -> None:
+        """``notifier(session, changes)`` inside every transaction that commits changes."""
+        self._notifiers.append(notifier)
 
     def add_listener(self, callback: IncidentListener) -> None:
         """``await callback(change)`` after every committed incident change."""
@@ -158,8 +163,12 @@ class OpsService:
             return changes
 
     def _commit(self, session: Session, changes: Sequence[IncidentChange]) -> None:
-        if self.notifier is not None and changes:
-            self.notifier(session, changes)
+        if changes:
+            # Flushed first: the rows are locked before the notifiers run, so what they write
+            # (e.g. dispatch deliveries, ordered by id) follows the order changes commit in.
+            session.flush()
+            for notifier in self._notifiers:
+                notifier(session, changes)
         session.commit()
 
     def _device_facts(self, session: Session, device_id: str) -> DeviceFacts:

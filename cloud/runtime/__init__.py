@@ -4,7 +4,8 @@
 ``CloudRuntime`` from the same ``cloud.yaml``. On PostgreSQL, processes share incidents through
 the database (situation locks, ``cloud.ops.service``) and the live stream through
 ``LISTEN``/``NOTIFY`` (``cloud.runtime.postgres``); on SQLite, the embedded one-process default,
-the live hub is fed directly.
+the live hub is fed directly. Every process that changes an incident queues its dispatch
+deliveries in the same transaction (``cloud.dispatch``); every process may send them.
 """
 
 import logging
@@ -17,14 +18,16 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from cloud.db.base import make_engine
 from cloud.db.schema import prepare_schema
+from cloud.dispatch.config import DispatchConfig, load_dispatch
+from cloud.dispatch.dispatcher import Dispatcher
 from cloud.ingest.hooks import EventHook
 from cloud.ops.clock import Clock, SystemClock
-from cloud.ops.live import LiveHub, LiveMessage
+from cloud.ops.live import LiveHub, LiveMessage, LiveType
 from cloud.ops.models import IncidentChange
 from cloud.ops.rules import Router, RoutingConfig
 from cloud.ops.service import OpsService
 from cloud.runtime.postgres import PgFanout, PgListener, on_postgres, with_department
-from cloud.settings import CloudSettings
+from cloud.settings import CloudSettings, mqtt_client_id
 from cloud.store import build_store
 from cloud.store.base import EventStore
 from shared.events import Event
@@ -51,6 +54,8 @@ class CloudRuntime:
     """This process's subscribers (WebSocket/SSE consoles)."""
     fanout: Fanout
     clock: Clock
+    dispatcher: Dispatcher
+    """Deliveries of incident changes (dispatch.yaml), queued by whichever process changes."""
     listener: PgListener | None = None
 
     @property
@@ -75,6 +80,8 @@ class CloudRuntime:
 
         def deliver(message: LiveMessage) -> None:
             self.live.fan_out(with_department(message, self.live.device_departments))
+            if message.type is LiveType.INCIDENT:
+                self.dispatcher.wake()  # another process may have queued deliveries
 
         self.listener = PgListener(self.engine, deliver, on_keys)
         return self.listener
@@ -84,13 +91,24 @@ class CloudRuntime:
         self.engine.dispose()
 
 
+def load_dispatch_config(settings: CloudSettings) -> DispatchConfig:
+    """``integrations.dispatch`` of cloud.yaml, or no routes (raises naming file and field)."""
+    path = settings.integrations.dispatch
+    return load_dispatch(path) if path is not None else DispatchConfig()
+
+
 def build_runtime(
     settings: CloudSettings,
     *,
     store: EventStore | None = None,
     clock: Clock | None = None,
+    dispatch: DispatchConfig | None = None,
 ) -> CloudRuntime:
-    """Engine (schema brought up to date), store, routing rules, ops service, hub, fan-out."""
+    """Engine (schema brought up to date), store, rules, ops service, hub, fan-out, dispatcher.
+
+    The dispatcher's routes are *dispatch*, else ``integrations.dispatch`` of the settings.
+    """
+    dispatch = dispatch if dispatch is not None else load_dispatch_config(settings)
     engine = make_engine(settings.database_url)
     prepare_schema(engine)
     sessions: sessionmaker[Session] = sessionmaker(engine, expire_on_commit=False)
@@ -98,13 +116,15 @@ def build_runtime(
     rules = RoutingConfig.from_yaml(rules_path) if rules_path else RoutingConfig.default()
     clock = clock or SystemClock()
     hub = LiveHub()
+    ops = OpsService(sessions, Router(rules), clock)
+    dispatcher = Dispatcher(dispatch, sessions, client_id=mqtt_client_id(settings, "dispatch"))
+    dispatcher.attach(ops)
     fanout: Fanout
     if on_postgres(engine):
         fanout = PgFanout(engine)
-        ops = OpsService(sessions, Router(rules), clock, notifier=PgFanout.notify_in)
+        ops.add_notifier(PgFanout.notify_in)
     else:
         fanout = hub
-        ops = OpsService(sessions, Router(rules), clock)
         ops.add_listener(hub.publish_incident)
     return CloudRuntime(
         settings=settings,
@@ -115,4 +135,5 @@ def build_runtime(
         live=hub,
         fanout=fanout,
         clock=clock,
+        dispatcher=dispatcher,
     )

@@ -125,10 +125,11 @@ async def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterato
             ]
         }
     )
-    integrations = Integrations(sources, dispatch)
+    integrations = Integrations(sources)
     app = create_app(
         make_settings(tmp_path),
         background=False,
+        dispatch=dispatch,
         extra_routers=build_integration_routers(integrations),
     )
     integrations.attach(app)

@@ -42,7 +42,7 @@ def department() -> Iterator[tuple[str, DepartmentSystem]]:
         yield url, state
 
 
-def integrations(tmp_path: Path, department_url: str) -> Integrations:
+def integrations(tmp_path: Path, department_url: str) -> tuple[Integrations, DispatchConfig]:
     mapping = {
         "id": "ticket",
         "time": "opened_at",
@@ -87,7 +87,7 @@ def integrations(tmp_path: Path, department_url: str) -> Integrations:
             ],
         }
     )
-    return Integrations(sources, dispatch)
+    return Integrations(sources), dispatch
 
 
 @pytest.fixture
@@ -103,8 +103,13 @@ async def running(
         ),
         api=ApiOptions(mqtt_enabled=False),
     )
-    hub = integrations(tmp_path, department[0])
-    app = create_app(settings, extra_routers=build_integration_routers(hub), background=False)
+    hub, dispatch = integrations(tmp_path, department[0])
+    app = create_app(
+        settings,
+        extra_routers=build_integration_routers(hub),
+        background=False,
+        dispatch=dispatch,
+    )
     hub.attach(app)
     with app.state.sessions() as session:
         keys = {

@@ -21,6 +21,7 @@ SECRETS = (
     "METRO_ORION_TOKEN",
     "POLICE_WEBHOOK_SECRET",
     "SMTP_PASSWORD",
+    "DISPATCH_MQTT_PASSWORD",
 )
 runner = CliRunner()
 
@@ -36,7 +37,7 @@ def test_check_example_configs(secrets: None) -> None:
         app, ["cloud", "connectors", "check", "--sources", SOURCES, "--dispatch", DISPATCH]
     )
     assert result.exit_code == 0, result.output
-    assert "ok: 6 sources, 2 dispatch routes" in result.output
+    assert "ok: 6 sources, 3 dispatch routes" in result.output
 
 
 def test_check_names_missing_secret(secrets: None, monkeypatch: pytest.MonkeyPatch) -> None:

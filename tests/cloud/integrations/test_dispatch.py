@@ -25,9 +25,11 @@ from cloud.connectors.signing import SignatureError, verify
 from cloud.dispatch.config import DispatchConfig, DispatchRoute, EmailTarget
 from cloud.dispatch.dispatcher import Dispatcher
 from cloud.dispatch.routes import build_dispatch_router
+from cloud.dispatch.senders import DeliveryError
 from cloud.dispatch.tables import DeliveryStatus, create_tables
 from cloud.ops.models import ChangeType, IncidentStatus
 from cloud.ops.roles import Actor
+from cloud.ops.service import IncidentFilter
 from cloud.services.ports import free_port
 from shared.events import Event, EventKind, Severity
 from shared.ids import new_id
@@ -150,7 +152,7 @@ async def dispatcher(
     engine = pipeline.sessions.kw["bind"]
     create_tables(engine)
     dispatcher = Dispatcher(dispatch_config(department[0], smtp[0]), pipeline.sessions)
-    pipeline.ops.add_listener(dispatcher.on_change)
+    dispatcher.attach(pipeline.ops)
     dispatcher.start()
     yield dispatcher
     await dispatcher.stop()
@@ -320,7 +322,7 @@ async def test_two_dispatchers_never_send_one_delivery_twice(
     senders = {"traffic-work-orders": sender, "environment-mail": sender}
     first = Dispatcher(config, pipeline.sessions, senders=senders)
     second = Dispatcher(config, pipeline.sessions, senders=senders)
-    pipeline.ops.add_listener(first.on_change)
+    first.attach(pipeline.ops)
     await pipeline.writer.write_events([parking_event(), parking_event(zone_id="bus-stop-13")])
     await asyncio.gather(first.deliver_due(), second.deliver_due(), first.deliver_due())
     assert len(sender.sent) == 2
@@ -385,7 +387,7 @@ async def test_email_over_starttls_with_login(
             routes=[DispatchRoute(id="pc-mail", departments=["*"], target=target)]
         )
         dispatcher = Dispatcher(config, pipeline.sessions)
-        pipeline.ops.add_listener(dispatcher.on_change)
+        dispatcher.attach(pipeline.ops)
         await pipeline.writer.write_events([parking_event()])
         assert await dispatcher.deliver_due() == 1
         assert len(mailbox.messages) == 1
@@ -416,7 +418,7 @@ async def test_smtp_permanent_rejection_is_dead_at_once(pipeline: Pipeline) -> N
         create_tables(pipeline.sessions.kw["bind"])
         config = DispatchConfig(routes=[DispatchRoute(id="pc", departments=["*"], target=target)])
         dispatcher = Dispatcher(config, pipeline.sessions)
-        pipeline.ops.add_listener(dispatcher.on_change)
+        dispatcher.attach(pipeline.ops)
         await pipeline.writer.write_events([parking_event()])
         assert await dispatcher.deliver_due() == 1
     finally:
@@ -426,3 +428,73 @@ async def test_smtp_permanent_rejection_is_dead_at_once(pipeline: Pipeline) -> N
     assert row.attempts == 1
     assert row.last_error is not None
     assert row.last_error.startswith("SMTP 554")
+
+
+class CrashError(RuntimeError):
+    pass
+
+
+async def test_a_change_is_committed_with_its_deliveries_or_not_at_all(
+    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TEST_DEPT_SECRET", SECRET)
+    config = dispatch_config("http://127.0.0.1:9", 25)
+    dispatcher = Dispatcher(
+        config, pipeline.sessions, senders={"traffic-work-orders": CountingSender()}
+    )
+    dispatcher.attach(pipeline.ops)
+    failing = True
+
+    def crash_before_commit(_session: object, _changes: object) -> None:
+        if failing:
+            raise CrashError("the process dies between the incident write and the commit")
+
+    pipeline.ops.add_notifier(crash_before_commit)
+    with pytest.raises(CrashError):
+        pipeline.ops.apply_events([parking_event()])
+    assert pipeline.ops.list_incidents(IncidentFilter()).items == []
+    assert dispatcher.list_deliveries() == []  # no delivery of a change that never happened
+
+    failing = False
+    [created] = pipeline.ops.apply_events([parking_event()])
+    [row] = dispatcher.list_deliveries()
+    assert (row.incident_id, row.change_type) == (created.incident.id, "created")
+
+
+class ScriptedSender:
+    """Fails the first try of the first delivery; records the order of every try."""
+
+    def __init__(self) -> None:
+        self.tries: list[str] = []
+
+    async def send(self, delivery_id: str, payload: bytes) -> int | None:
+        change = json.loads(payload)["change"]
+        self.tries.append(change)
+        if len(self.tries) == 1:
+            raise DeliveryError("HTTP 503", status=503)
+        return 200
+
+
+async def test_changes_of_one_incident_reach_a_route_in_order(
+    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TEST_DEPT_SECRET", SECRET)
+    sender = ScriptedSender()
+    config = dispatch_config("http://127.0.0.1:9", 25)
+    dispatcher = Dispatcher(config, pipeline.sessions, senders={"traffic-work-orders": sender})
+    dispatcher.attach(pipeline.ops)
+    [created] = pipeline.ops.apply_events([parking_event()])
+    incident_id = created.incident.id
+    await pipeline.ops.transition(incident_id, IncidentStatus.ACKNOWLEDGED, OPERATOR)
+    await pipeline.ops.transition(incident_id, IncidentStatus.DISPATCHED, OPERATOR)
+    # "created" fails once and backs off; "dispatched" is due but waits behind it.
+    assert await dispatcher.deliver_due() == 1
+    assert await dispatcher.deliver_due() == 0
+    assert sender.tries == ["created"]
+    stop = asyncio.Event()
+    loop = asyncio.create_task(dispatcher.run(stop))
+    await eventually(lambda: sender.tries == ["created", "created", "dispatched"])
+    stop.set()
+    await loop
+    statuses = {d.change_type: d.status for d in dispatcher.list_deliveries()}
+    assert statuses == {"created": DeliveryStatus.DELIVERED, "dispatched": DeliveryStatus.DELIVERED}

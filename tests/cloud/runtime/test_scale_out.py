@@ -4,7 +4,10 @@ PostgreSQL + InfluxDB + Mosquitto from the harness. Three devices publish 5,000 
 the broker; 300 of them belong to 3 abandoned-object situations, interleaved, so both ingest
 processes update the incidents. One ingest process is killed (-9) mid-stream and restarted.
 Every id is counted: stored once, exactly 3 incidents, every incident change on a WebSocket
-of each API process, and each SLA escalation fired once, not once per API process.
+of each API process, and each SLA escalation fired once, not once per API process. Every
+change is dispatched from whichever process made it (dispatch.yaml in cloud.yaml): a signed
+webhook gets each "created" and "sla_breached" once, and the MQTT incident topic every change
+once, in order per incident (a repeat after the kill carries the same delivery id).
 ``cloud serve --workers 2``: two processes on one port, and one ``/metrics`` adding them up.
 """
 
@@ -26,7 +29,7 @@ import pytest
 import yaml
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
-from sqlalchemy import func, select
+from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 from websockets.asyncio.client import connect
 
@@ -35,6 +38,7 @@ from cloud.db.devices import Device
 from cloud.db.ingest import SeenEvent
 from cloud.db.ops import AuditEntry, Incident, IncidentEvent
 from cloud.db.schema import prepare_schema
+from cloud.dispatch.tables import Delivery, DeliveryStatus
 from cloud.ops.keys import create_api_key
 from cloud.services.influxd import Influxd
 from cloud.services.ports import free_port
@@ -45,9 +49,12 @@ from shared.events import Event, EventKind
 from shared.topics import Channel
 from tests.cloud.ingest.conftest import eventually
 from tests.cloud.ingest.publisher import Publisher
+from tests.cloud.integrations.incident_readers import Reader, subscribe_incidents
+from tests.cloud.integrations.servers import serve_in_thread
+from tests.cloud.integrations.test_dispatch import SECRET, DepartmentSystem, make_department
 from tests.cloud.ops.builders import event as situation_event
 from tests.cloud.store.factories import make_event
-from tests.conftest import DEVICES, Broker
+from tests.conftest import DEVICES, DISPATCH_USER, INCIDENTS_USER, Broker
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]
 
@@ -151,6 +158,50 @@ def _publish(events: list[Event], broker: Broker, kill: Callable[[], None] | Non
             pub.close()
 
 
+def _dispatch_yaml(path: Path, department_url: str, broker: Broker) -> Path:
+    routes = [
+        {  # default changes: created, dispatched, sla_breached, resolved, false_alarm
+            "id": "civil-protection-orders",
+            "departments": ["civil-protection"],
+            "target": {
+                "type": "webhook",
+                "url": f"{department_url}/work-orders",
+                "secret_env": "TEST_DEPT_SECRET",
+                "timeout_s": 2,
+            },
+        },
+        {
+            "id": "home-assistant",
+            "departments": ["*"],
+            "changes": ["created", "attached", "sla_breached"],
+            "target": {
+                "type": "mqtt",
+                "host": broker.host,
+                "port": broker.service_port,
+                "username": DISPATCH_USER,
+                "password_env": "TEST_DISPATCH_PW",
+                "timeout_s": 2,
+            },
+        },
+    ]
+    path.write_text(yaml.safe_dump({"poll_s": 0.5, "backoff_initial_s": 0.2, "routes": routes}))
+    return path
+
+
+@pytest.fixture
+def department() -> Iterator[tuple[str, DepartmentSystem]]:
+    app, state = make_department()
+    with serve_in_thread(app) as url:
+        yield url, state
+
+
+@pytest.fixture
+def home_assistant(mosquitto: Broker) -> Iterator[Reader]:
+    reader = subscribe_incidents(mosquitto, INCIDENTS_USER)
+    yield reader
+    reader.close()
+
+
 async def test_two_api_and_two_ingest_processes_lose_and_double_nothing(
     stack: Stack,
     mosquitto: Broker,
@@ -159,9 +210,15 @@ async def test_two_api_and_two_ingest_processes_lose_and_double_nothing(
     influx_db: str,
     postgres_db: str,
     tmp_path: Path,
+    department: tuple[str, DepartmentSystem],
+    home_assistant: Reader,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     rules = tmp_path / "rules.yaml"
     rules.write_text(RULES)
+    monkeypatch.setenv("TEST_DEPT_SECRET", SECRET)
+    monkeypatch.setenv("TEST_DISPATCH_PW", mosquitto.users[DISPATCH_USER])
+    dispatch = _dispatch_yaml(tmp_path / "dispatch.yaml", department[0], mosquitto)
     influx = StoreSettings(
         kind="influx", influx=InfluxSettings(url=influxd.url, database=influx_db)
     )
@@ -178,6 +235,7 @@ async def test_two_api_and_two_ingest_processes_lose_and_double_nothing(
                     "client_id": f"ingest-{tmp_path.name}"[:40],
                 },
                 "store": influx.model_dump(mode="json"),
+                "integrations": {"dispatch": str(dispatch)},
                 "ingest": {
                     "batch_size": 500,
                     "batch_interval_s": 0.05,
@@ -316,6 +374,7 @@ async def test_two_api_and_two_ingest_processes_lose_and_double_nothing(
             assert kinds.count("attached") == 3 * PER_SITUATION - 3
             assert kinds.count("sla_breached") == 3
             assert len(incident_changes) == 3 * PER_SITUATION + 3  # nothing twice
+        await _check_dispatch(engine, department[1], home_assistant, stack)
         for name in stack.procs:
             assert "Traceback" not in stack.log(name)
             assert "ingest-pw" not in stack.log(name)  # the password never reaches a log
@@ -337,6 +396,51 @@ async def test_two_api_and_two_ingest_processes_lose_and_double_nothing(
         stored_by = [int(x) for x in re.findall(r"stored_events=(\d+)", stack.log(f"ingest-{n}"))]
         assert stored_by, stack.log(f"ingest-{n}")[-2000:]
         assert stored_by[-1] > 200
+
+
+async def _check_dispatch(
+    engine: Engine, dept: DepartmentSystem, reader: Reader, stack: Stack
+) -> None:
+    """Every change dispatched once per route, from the processes that made them."""
+
+    def settled() -> bool:
+        with Session(engine) as session:
+            rows = session.scalars(select(Delivery)).all()
+        return len(rows) == 6 + 3 * PER_SITUATION + 3 and all(
+            r.status == DeliveryStatus.DELIVERED.value for r in rows
+        )
+
+    await eventually(_sync(settled), 90, "every delivery delivered")
+    with Session(engine) as session:
+        rows = session.scalars(select(Delivery).order_by(Delivery.id)).all()
+    by_route: dict[str, list[Delivery]] = {}
+    for row in rows:
+        by_route.setdefault(row.route_id, []).append(row)
+    webhook = by_route["civil-protection-orders"]
+    assert sorted(r.change_type for r in webhook) == ["created"] * 3 + ["sla_breached"] * 3
+    assert len({(r.incident_id, r.change_type) for r in webhook}) == 6  # one per change
+    assert {n["change"] for n in dept.received} == {"created", "sla_breached"}
+    assert set(dept.delivery_ids) == {r.id for r in webhook}  # repeats: same id, dropped
+    mqtt = by_route["home-assistant"]
+    await eventually(_sync(lambda: set(reader.delivery_ids()) >= {r.id for r in mqtt}), 30)
+    assert set(reader.delivery_ids()) == {r.id for r in mqtt}
+    repeats = len(reader.delivery_ids()) - len(mqtt)
+    assert repeats <= 2  # at most a send cut short by the kill, sent again under its own id
+    for incident_id in {r.incident_id for r in mqtt}:
+        seen = [n["change"] for _, n, _ in reader.messages if n["incident"]["id"] == incident_id]
+        # In order per incident: nothing before it opened (strict order: test_dispatch.py).
+        assert seen[0] == "created"
+        assert seen.count("attached") >= PER_SITUATION - 1
+    # The ingest processes dispatch what they change (no API process needed for it).
+    delivered = r"delivery \S+ to \S+: delivered"
+    assert sum(stack.count(f"ingest-{n}", delivered) for n in (0, 1)) > 0
+
+
+def _sync(check: Callable[[], bool]) -> Callable[[], Awaitable[bool]]:
+    async def run() -> bool:
+        return check()
+
+    return run
 
 
 async def _at_least(count: Callable[[], Awaitable[int]], n: int) -> bool:
