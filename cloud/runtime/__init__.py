@@ -19,6 +19,7 @@ from cloud.db.base import make_engine
 from cloud.db.schema import prepare_schema
 from cloud.ingest.hooks import EventHook
 from cloud.ops.clock import Clock, SystemClock
+from cloud.ops.devices import DeviceService
 from cloud.ops.live import LiveHub, LiveMessage
 from cloud.ops.models import IncidentChange
 from cloud.ops.rules import Router, RoutingConfig
@@ -47,6 +48,7 @@ class CloudRuntime:
     sessions: sessionmaker[Session]
     store: EventStore
     ops: OpsService
+    devices: DeviceService
     live: LiveHub
     """This process's subscribers (WebSocket/SSE consoles)."""
     fanout: Fanout
@@ -97,6 +99,7 @@ def build_runtime(
     rules_path = settings.api.rules_path
     rules = RoutingConfig.from_yaml(rules_path) if rules_path else RoutingConfig.default()
     clock = clock or SystemClock()
+    store = store if store is not None else build_store(settings.store)
     hub = LiveHub()
     fanout: Fanout
     if on_postgres(engine):
@@ -110,8 +113,9 @@ def build_runtime(
         settings=settings,
         engine=engine,
         sessions=sessions,
-        store=store if store is not None else build_store(settings.store),
+        store=store,
         ops=ops,
+        devices=DeviceService(sessions, clock, store, settings),
         live=hub,
         fanout=fanout,
         clock=clock,
