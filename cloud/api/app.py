@@ -86,6 +86,7 @@ def build_context(
         sessions=runtime.sessions,
         store=runtime.store,
         ops=runtime.ops,
+        devices=runtime.devices,
         live=runtime.live,
         metrics=metrics,
         mqtt=mqtt,

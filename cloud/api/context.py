@@ -12,6 +12,7 @@ from cloud.api.mqtt import ApiMqtt
 from cloud.api.settings import ApiSettings
 from cloud.api.throttle import AuthThrottle
 from cloud.ops.clock import Clock
+from cloud.ops.devices import DeviceService
 from cloud.ops.live import LiveHub
 from cloud.ops.roles import Principal
 from cloud.ops.service import OpsService
@@ -61,6 +62,7 @@ class ApiContext:
     sessions: sessionmaker[Session]
     store: EventStore
     ops: OpsService
+    devices: DeviceService
     live: LiveHub
     metrics: ApiMetrics
     mqtt: ApiMqtt | None

@@ -22,6 +22,7 @@ from cloud.dispatch.config import DispatchConfig, load_dispatch
 from cloud.dispatch.dispatcher import Dispatcher
 from cloud.ingest.hooks import EventHook
 from cloud.ops.clock import Clock, SystemClock
+from cloud.ops.devices import DeviceService
 from cloud.ops.live import LiveHub, LiveMessage, LiveType
 from cloud.ops.models import IncidentChange
 from cloud.ops.rules import Router, RoutingConfig
@@ -50,6 +51,7 @@ class CloudRuntime:
     sessions: sessionmaker[Session]
     store: EventStore
     ops: OpsService
+    devices: DeviceService
     live: LiveHub
     """This process's subscribers (WebSocket/SSE consoles)."""
     fanout: Fanout
@@ -115,6 +117,7 @@ def build_runtime(
     rules_path = settings.api.rules_path
     rules = RoutingConfig.from_yaml(rules_path) if rules_path else RoutingConfig.default()
     clock = clock or SystemClock()
+    store = store if store is not None else build_store(settings.store)
     hub = LiveHub()
     ops = OpsService(sessions, Router(rules), clock)
     dispatcher = Dispatcher(dispatch, sessions, client_id=mqtt_client_id(settings, "dispatch"))
@@ -130,8 +133,9 @@ def build_runtime(
         settings=settings,
         engine=engine,
         sessions=sessions,
-        store=store if store is not None else build_store(settings.store),
+        store=store,
         ops=ops,
+        devices=DeviceService(sessions, clock, store, settings),
         live=hub,
         fanout=fanout,
         clock=clock,
