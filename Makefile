@@ -47,8 +47,9 @@ pytest:
 demo: install
 	$(BIN)/cityops demo
 
+# benchmarks/_*.py is code the benchmarks share, not a benchmark.
 bench: install
-	@for b in benchmarks/*.py; do echo "== $$b"; $(BIN)/python $$b; done
+	@for b in benchmarks/[!_]*.py; do echo "== $$b"; $(BIN)/python $$b; done
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

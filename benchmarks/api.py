@@ -19,94 +19,50 @@ Three measurements, each with a same-run baseline and their ratio:
 Targets: query p99 < 100 ms, live p99 < 500 ms. Prints one JSON document.
 """
 
-import argparse
 import asyncio
 import json
 import os
 import re
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import aiomqtt
 import httpx
-import uvicorn
+from _harness import (  # benchmarks/_harness.py (this folder is first on sys.path)
+    DEVICES,
+    mqtt_client,
+    parser,
+    percentiles,
+    ratio,
+    report,
+    served,
+    stack,
+    template_event,
+    timed,
+)
 from fastapi import FastAPI
 from websockets.asyncio.client import connect
 
 from cloud.api.app import create_app
 from cloud.api.settings import ApiOptions, ApiSettings
-from cloud.broker.acl import AclSpec, ServiceAccount, ServiceRole, render_acl
-from cloud.broker.passwords import hash_password, password_file
 from cloud.ops.keys import create_api_key
 from cloud.services.influxd import InfluxConfig, Influxd
-from cloud.services.mosquitto import Mosquitto, MosquittoConfig
+from cloud.services.mosquitto import Mosquitto
 from cloud.services.ports import free_port
-from cloud.settings import (
-    CloudSettings,
-    InfluxSettings,
-    IngestSettings,
-    MqttClientSettings,
-    StoreSettings,
-)
+from cloud.settings import CloudSettings, InfluxSettings, StoreSettings
 from cloud.store.base import EventQuery
 from shared.clock import utcnow
 from shared.codec import encode
-from shared.events import Box, DetectedObject, Event, EventKind, Location, Phase, Severity
+from shared.events import Event, EventKind, Phase
 from shared.ids import new_id
 from shared.topics import Channel, topic
 
-KINDS = [
-    EventKind.ILLEGAL_PARKING,
-    EventKind.ABANDONED_OBJECT,
-    EventKind.CROWDING,
-    EventKind.LINE_CROSSING,
-    EventKind.SENSOR_THRESHOLD,
-]
-DEVICES = [f"cam-{i:03d}" for i in range(200)]
-ZONES = [f"zone-{i}" for i in range(10)]
-SEVERITIES = [Severity.LOW, Severity.MEDIUM, Severity.HIGH]
 BATCH = 20_000
-
-
-def percentiles(samples: list[float]) -> dict[str, float]:
-    ordered = sorted(samples)
-    p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
-    return {
-        "n": len(ordered),
-        "p50_ms": round(statistics.median(ordered) * 1000, 2),
-        "p99_ms": round(p99 * 1000, 2),
-        "max_ms": round(ordered[-1] * 1000, 2),
-    }
-
-
-def template_event(index: int) -> Event:
-    now = utcnow()
-    return Event(
-        id=new_id(),
-        device_id=DEVICES[index % len(DEVICES)],
-        camera_id="cam-1",
-        kind=KINDS[index % len(KINDS)],
-        severity=SEVERITIES[index % len(SEVERITIES)],
-        started_at=now - timedelta(seconds=60),
-        observed_at=now,
-        zone_id=ZONES[index % len(ZONES)],
-        location=Location(lat=38.70 + (index % 100) / 1000, lon=-9.15 + (index % 97) / 1000),
-        objects=[
-            DetectedObject(
-                label="car", score=0.8, box=Box(x1=0.1, y1=0.2, x2=0.3, y2=0.5), track_id=index
-            )
-        ],
-        dwell_s=60.0,
-        summary="benchmark event",
-    )
 
 
 async def fill_store(app: FastAPI, count: int, span: timedelta) -> float:
@@ -164,13 +120,6 @@ async def bench_influx_query(work: Path, events: int, rounds: int) -> dict[str, 
         influxd.stop()
 
 
-async def timed(samples: list[float], call: Callable[[], Awaitable[Any]]) -> Any:
-    started = time.perf_counter()
-    result = await call()
-    samples.append(time.perf_counter() - started)
-    return result
-
-
 async def bench_query(app: FastAPI, key: str, rounds: int) -> dict[str, Any]:
     now = utcnow()
     start, end = now - timedelta(hours=24), now
@@ -204,21 +153,10 @@ async def bench_query(app: FastAPI, key: str, rounds: int) -> dict[str, Any]:
         "items_per_page": items,
         "api": api,
         "store_baseline": store,
-        "ratio_p99_api_over_store": round(api["p99_ms"] / max(store["p99_ms"], 1e-6), 2),
+        "ratio_p99_api_over_store": ratio(api["p99_ms"], store["p99_ms"]),
         "target_p99_ms": 100,
         "meets_target": api["p99_ms"] < 100,
     }
-
-
-async def serve(app: FastAPI) -> tuple[uvicorn.Server, "asyncio.Task[None]", str]:
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", backlog=2048)
-    )
-    task = asyncio.create_task(server.serve())
-    while not server.started:  # noqa: ASYNC110 - uvicorn has no started event
-        await asyncio.sleep(0.02)
-    return server, task, f"http://127.0.0.1:{port}"
 
 
 _WRK_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
@@ -315,11 +253,11 @@ async def bench_incidents(work: Path, connections: int, seconds: float) -> dict[
         "server": "cloud serve --no-ingest --workers W, PostgreSQL 15, 2,000 open incidents",
         **runs,
         "ratio_2_over_1": {
-            path: round(two[path]["req_per_s"] / max(one[path]["req_per_s"], 1e-6), 2)
+            path: ratio(two[path]["req_per_s"], one[path]["req_per_s"])
             for path in ("incidents", "healthz")
         },
-        "ratio_incidents_over_healthz_1_worker": round(
-            one["incidents"]["req_per_s"] / max(one["healthz"]["req_per_s"], 1e-6), 2
+        "ratio_incidents_over_healthz_1_worker": ratio(
+            one["incidents"]["req_per_s"], one["healthz"]["req_per_s"]
         ),
     }
 
@@ -362,17 +300,6 @@ async def _serve_and_load(
         proc.wait(30)
 
 
-def mqtt_client(broker: Mosquitto, user: str, password: str) -> aiomqtt.Client:
-    return aiomqtt.Client(
-        broker.host,
-        broker.port,
-        username=user,
-        password=password,
-        identifier=f"bench-{user}-{new_id()[-8:]}",
-        protocol=aiomqtt.ProtocolVersion.V5,
-    )
-
-
 async def bench_live(url: str, key: str, broker: Mosquitto, probes: int) -> dict[str, Any]:
     ws_url = url.replace("http", "ws") + "/api/v1/live/ws?type=event&device_id=probe-1"
     live: list[float] = []
@@ -402,102 +329,50 @@ async def bench_live(url: str, key: str, broker: Mosquitto, probes: int) -> dict
         "path": "device publish -> broker -> ingest (store write) -> live hub -> WebSocket",
         "api": api,
         "mqtt_subscriber_baseline": baseline,
-        "ratio_p99_over_mqtt": round(api["p99_ms"] / max(baseline["p99_ms"], 1e-6), 2),
+        "ratio_p99_over_mqtt": ratio(api["p99_ms"], baseline["p99_ms"]),
         "target_p99_ms": 500,
         "meets_target": api["p99_ms"] < 500,
     }
 
 
-def start_broker(workdir: Path) -> Mosquitto:
-    users = {"cityops-admin": "admin-pw", "cityops-ingest": "ingest-pw", "probe-1": "probe-pw"}
-    (workdir / "passwd").write_text(password_file({u: hash_password(p) for u, p in users.items()}))
-    services = [
-        ServiceAccount("cityops-admin", ServiceRole.ADMIN),
-        ServiceAccount("cityops-ingest", ServiceRole.INGEST),
-    ]
-    (workdir / "acl").write_text(render_acl(AclSpec(services=services)))
-    broker = Mosquitto(
-        MosquittoConfig(
-            workdir=workdir,
-            password_file=workdir / "passwd",
-            acl_file=workdir / "acl",
-            persistence=False,
-        )
-    )
-    broker.start()
-    return broker
-
-
 async def main(  # noqa: PLR0917 - one parameter per command-line option
     events: int, clients: int, probes: int, rounds: int, influx_events: int, wrk_seconds: float
 ) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory(prefix="cityops-bench-api-") as tmp:
-        work = Path(tmp)
-        broker = start_broker(work)
-        try:
-            settings = ApiSettings(
-                cloud=CloudSettings(
-                    database_url=f"sqlite:///{work / 'state.sqlite'}",
-                    mqtt=MqttClientSettings(
-                        host=broker.host,
-                        port=broker.port,
-                        username="cityops-ingest",
-                        password="ingest-pw",  # noqa: S106 - a throwaway benchmark broker
-                        client_id="bench-ingest",
-                    ),
-                    store=StoreSettings(kind="sqlite", sqlite_path=work / "ts.sqlite"),
-                    ingest=IngestSettings(session_expiry_s=0, batch_interval_s=0.02),
-                ),
-                api=ApiOptions(mqtt_enabled=False),
-            )
-            app = create_app(settings, ingest=True)
-            with app.state.sessions() as session:
-                key = create_api_key(session, name="bench", role="admin")
-            await app.state.store.setup()
-            fill_s = await fill_store(app, events, timedelta(days=7))
-            result: dict[str, Any] = {
-                "benchmark": "api",
-                "events_stored": events,
-                "fill_seconds": round(fill_s, 1),
-                "fill_events_per_s": round(events / fill_s),
-            }
-            result["query"] = await bench_query(app, key, rounds)
-            result["incidents"] = await bench_incidents(work, clients, wrk_seconds)
-            server, task, url = await serve(app)
-            try:
-                await asyncio.wait_for(app.state.ingestor.connected.wait(), 10)
-                result["live"] = await bench_live(url, key, broker, probes)
-            finally:
-                server.should_exit = True
-                await task
-            if influx_events:
-                result["query_influx"] = await bench_influx_query(work, influx_events, rounds)
-        finally:
-            broker.stop()
+    with stack("api") as bench:
+        app, key = bench.app, bench.key
+        await app.state.store.setup()
+        fill_s = await fill_store(app, events, timedelta(days=7))
+        result: dict[str, Any] = {
+            "benchmark": "api",
+            "events_stored": events,
+            "fill_seconds": round(fill_s, 1),
+            "fill_events_per_s": round(events / fill_s),
+        }
+        result["query"] = await bench_query(app, key, rounds)
+        result["incidents"] = await bench_incidents(bench.work, clients, wrk_seconds)
+        async with served(app) as url:
+            result["live"] = await bench_live(url, key, bench.broker, probes)
+        if influx_events:
+            result["query_influx"] = await bench_influx_query(bench.work, influx_events, rounds)
     return result
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--events", type=int, default=1_000_000)
-    parser.add_argument("--clients", type=int, default=200)
-    parser.add_argument("--probes", type=int, default=200)
-    parser.add_argument("--rounds", type=int, default=200)
-    parser.add_argument("--influx-events", type=int, default=1_000_000, help="0 skips InfluxDB")
-    parser.add_argument("--wrk-seconds", type=float, default=10.0, help="each wrk run")
-    args = parser.parse_args()
-    print(
-        json.dumps(
-            asyncio.run(
-                main(
-                    args.events,
-                    args.clients,
-                    args.probes,
-                    args.rounds,
-                    args.influx_events,
-                    args.wrk_seconds,
-                )
-            ),
-            indent=2,
+    cli = parser(__doc__)
+    cli.add_argument("--events", type=int, default=1_000_000)
+    cli.add_argument("--clients", type=int, default=200)
+    cli.add_argument("--probes", type=int, default=200)
+    cli.add_argument("--rounds", type=int, default=200)
+    cli.add_argument("--influx-events", type=int, default=1_000_000, help="0 skips InfluxDB")
+    cli.add_argument("--wrk-seconds", type=float, default=10.0, help="each wrk run")
+    args = cli.parse_args()
+    report(
+        main(
+            args.events,
+            args.clients,
+            args.probes,
+            args.rounds,
+            args.influx_events,
+            args.wrk_seconds,
         )
     )

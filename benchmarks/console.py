@@ -13,31 +13,29 @@
 Prints one JSON document.
 """
 
-import argparse
 import asyncio
 import json
 import re
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 import httpx
-from api import (  # benchmarks/api.py: its broker, events and percentiles (run from here)
+from _harness import (  # benchmarks/_harness.py (this folder is first on sys.path)
     mqtt_client,
+    parser,
     percentiles,
-    serve,
-    start_broker,
+    ratio,
+    report,
+    served,
+    stack,
     template_event,
+    timed,
 )
 from playwright.async_api import Page, async_playwright
 from websockets.asyncio.client import connect
 
-from cloud.api.app import create_app
-from cloud.api.settings import ApiOptions, ApiSettings
-from cloud.ops.keys import create_api_key
 from cloud.ops.users import create_user
-from cloud.settings import CloudSettings, IngestSettings, MqttClientSettings, StoreSettings
+from cloud.services.mosquitto import Mosquitto
 from shared.codec import encode
 from shared.events import EventKind, Severity
 from shared.ids import new_id
@@ -69,11 +67,9 @@ def fill_incidents(app: Any, count: int) -> float:
 
 
 async def timed_get(http: httpx.AsyncClient, url: str, rounds: int, **kw: Any) -> dict[str, Any]:
-    samples = []
+    samples: list[float] = []
     for _ in range(rounds):
-        started = time.perf_counter()
-        response = await http.get(url, **kw)
-        samples.append(time.perf_counter() - started)
+        response = await timed(samples, lambda: http.get(url, **kw))
         response.raise_for_status()
     return percentiles(samples)
 
@@ -120,11 +116,13 @@ async def bench_first_load(url: str, key: str, page: Page, rounds: int) -> dict[
         "queue_page_deep_json": deep,
         "chromium_navigation_to_100_rows": percentiles(browser),
         "api_incident_list_baseline": api_list,
-        "ratio_p50_page_over_api": round(page_html["p50_ms"] / max(api_list["p50_ms"], 1e-6), 2),
+        "ratio_p50_page_over_api": ratio(page_html["p50_ms"], api_list["p50_ms"]),
     }
 
 
-async def bench_live(url: str, key: str, broker: Any, page: Page, probes: int) -> dict[str, Any]:
+async def bench_live(
+    url: str, key: str, broker: Mosquitto, page: Page, probes: int
+) -> dict[str, Any]:
     await page.goto(f"{url}/")
     await page.locator("#live-state.on").wait_for()
     await page.evaluate(ROWS_SEEN)
@@ -170,68 +168,41 @@ async def bench_live(url: str, key: str, broker: Any, page: Page, probes: int) -
         "path": "device publish -> broker -> ingest -> incident -> SSE -> row in Chromium",
         "console_row": console,
         "api_websocket_baseline": baseline,
-        "ratio_p50_row_over_websocket": round(console["p50_ms"] / max(baseline["p50_ms"], 1e-6), 2),
-        "ratio_p99_row_over_websocket": round(console["p99_ms"] / max(baseline["p99_ms"], 1e-6), 2),
+        "ratio_p50_row_over_websocket": ratio(console["p50_ms"], baseline["p50_ms"]),
+        "ratio_p99_row_over_websocket": ratio(console["p99_ms"], baseline["p99_ms"]),
         "issue_bound_ms": 2000,
         "meets_bound": console["p99_ms"] < 2000,
     }
 
 
 async def main(incidents: int, probes: int, rounds: int) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory(prefix="cityops-bench-console-") as tmp:
-        work = Path(tmp)
-        broker = start_broker(work)
-        try:
-            settings = ApiSettings(
-                cloud=CloudSettings(
-                    database_url=f"sqlite:///{work / 'state.sqlite'}",
-                    mqtt=MqttClientSettings(
-                        host=broker.host,
-                        port=broker.port,
-                        username="cityops-ingest",
-                        password="ingest-pw",  # noqa: S106 - a throwaway benchmark broker
-                        client_id="bench-console-ingest",
-                    ),
-                    store=StoreSettings(kind="sqlite", sqlite_path=work / "ts.sqlite"),
-                    ingest=IngestSettings(session_expiry_s=0, batch_interval_s=0.02),
-                ),
-                api=ApiOptions(mqtt_enabled=False),
+    with stack("console") as bench:
+        app, key = bench.app, bench.key
+        with app.state.sessions() as session:
+            create_user(session, "bench", PASSWORD, "supervisor")
+        fill_s = await asyncio.to_thread(fill_incidents, app, incidents)
+        result: dict[str, Any] = {
+            "benchmark": "console",
+            "open_incidents": incidents,
+            "fill_seconds": round(fill_s, 1),
+        }
+        async with served(app) as url, async_playwright() as pw:
+            chromium = await pw.chromium.launch(
+                executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS
             )
-            app = create_app(settings, ingest=True)
-            with app.state.sessions() as session:
-                key = create_api_key(session, name="bench", role="admin")
-                create_user(session, "bench", PASSWORD, "supervisor")
-            fill_s = await asyncio.to_thread(fill_incidents, app, incidents)
-            server, task, url = await serve(app)
-            result: dict[str, Any] = {
-                "benchmark": "console",
-                "open_incidents": incidents,
-                "fill_seconds": round(fill_s, 1),
-            }
-            try:
-                await asyncio.wait_for(app.state.ingestor.connected.wait(), 10)
-                async with async_playwright() as pw:
-                    chromium = await pw.chromium.launch(
-                        executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS
-                    )
-                    context = await chromium.new_context(viewport={"width": 1920, "height": 1080})
-                    page = await context.new_page()
-                    await sign_in(page, url)
-                    result["first_load"] = await bench_first_load(url, key, page, rounds)
-                    result["live"] = await bench_live(url, key, broker, page, probes)
-                    await chromium.close()
-            finally:
-                server.should_exit = True
-                await task
-        finally:
-            broker.stop()
+            context = await chromium.new_context(viewport={"width": 1920, "height": 1080})
+            page = await context.new_page()
+            await sign_in(page, url)
+            result["first_load"] = await bench_first_load(url, key, page, rounds)
+            result["live"] = await bench_live(url, key, bench.broker, page, probes)
+            await chromium.close()
     return result
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--incidents", type=int, default=10_000)
-    parser.add_argument("--probes", type=int, default=50)
-    parser.add_argument("--rounds", type=int, default=30)
-    args = parser.parse_args()
-    print(json.dumps(asyncio.run(main(args.incidents, args.probes, args.rounds)), indent=2))
+    cli = parser(__doc__)
+    cli.add_argument("--incidents", type=int, default=10_000)
+    cli.add_argument("--probes", type=int, default=50)
+    cli.add_argument("--rounds", type=int, default=30)
+    args = cli.parse_args()
+    report(main(args.incidents, args.probes, args.rounds))

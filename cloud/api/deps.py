@@ -8,7 +8,7 @@ a key, the console's session cookie (``principal_of_request``) — and every ope
 import asyncio
 from typing import Annotated
 
-from fastapi import Depends, Path, Request
+from fastapi import Depends, Path, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -18,10 +18,11 @@ from cloud.api.problems import ApiError
 from cloud.console.auth import cookie_principal
 from cloud.db.devices import Device
 from cloud.ops.keys import authenticate, principal_by_id
-from cloud.ops.models import IncidentOut
+from cloud.ops.models import IncidentOut, IncidentStatus
 from cloud.ops.roles import Actor, Permission, Principal
 from cloud.ops.users import USER_KEY_PREFIX, user_principal
 from shared.clock import utcnow
+from shared.events import EventKind, Severity
 from shared.limits import DEVICE_ID_PATTERN
 
 bearer = HTTPBearer(auto_error=False, description="An API key: `cok_<id>_<secret>`.")
@@ -115,8 +116,13 @@ class Require:
 
 
 def actor_of(request: Request, principal: Principal) -> Actor:
-    source = request.client.host if request.client else ""
-    return Actor.of(principal, source=source, user_agent=request.headers.get("user-agent", ""))
+    user_agent = request.headers.get("user-agent", "")
+    return Actor.of(principal, source=client_address(request), user_agent=user_agent)
+
+
+def request_actor(request: Request) -> Actor:
+    """The actor of a change made by the principal a ``Require`` dependency authenticated."""
+    return actor_of(request, current_principal(request))
 
 
 MAX_ROW_ID = 2**63 - 1
@@ -124,6 +130,11 @@ MAX_ROW_ID = 2**63 - 1
 
 DevicePath = Annotated[str, Path(pattern=DEVICE_ID_PATTERN, examples=["cam-praca-01"])]
 IncidentPath = Annotated[str, Path(min_length=1, max_length=36)]
+# Filters of the incident lists (the API's and the console's queue), repeatable: ``?kind=a&kind=b``.
+Statuses = Annotated[list[IncidentStatus], Query()]
+Departments = Annotated[list[Annotated[str, Query(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]], Query()]
+Kinds = Annotated[list[EventKind], Query()]
+Severities = Annotated[list[Severity], Query()]
 
 
 def check_device_scope(session: Session, principal: Principal, device_id: str) -> Device | None:

@@ -1,11 +1,17 @@
 """``cityops cloud users create|list|disable|enable|set-password``: the console's accounts."""
 
 import sys
-from typing import Annotated
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from cloud.api.cli import ConfigOption, _session
+
+if TYPE_CHECKING:  # sqlalchemy stays out of `cityops` start-up
+    from sqlalchemy.orm import Session
 
 users_app = typer.Typer(
     help="People who sign in to the operator console (same roles and departments as API keys).\n\n"
@@ -23,16 +29,36 @@ PasswordStdin = Annotated[
 ]
 
 
-def _password(from_stdin: bool) -> str:
-    if from_stdin:
-        return sys.stdin.readline().rstrip("\r\n")
-    value: str = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
-    return value
-
-
 def _fail(exc: Exception) -> typer.Exit:
     typer.echo(f"error: {exc}", err=True)
     return typer.Exit(2)
+
+
+def _new_password(from_stdin: bool) -> str:
+    """The first line of standard input, or asked twice without echo; checked before any work."""
+    from cloud.ops.users import UserError, check_password
+
+    value: str = (
+        sys.stdin.readline().rstrip("\r\n")
+        if from_stdin
+        else typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    )
+    try:
+        return check_password(value)
+    except UserError as exc:
+        raise _fail(exc) from exc
+
+
+@contextmanager
+def _accounts(config: Path | None) -> Iterator["Session"]:
+    """A session of the state database in which a ``UserError`` ends the command (exit 2)."""
+    from cloud.ops.users import UserError
+
+    with _session(config) as session:
+        try:
+            yield session
+        except UserError as exc:
+            raise _fail(exc) from exc
 
 
 @users_app.command("create")
@@ -53,21 +79,13 @@ def create(  # noqa: PLR0917 - a Typer command: one parameter per option
     config: ConfigOption = None,
 ) -> None:
     """Create a user with a password (stored as an argon2id hash)."""
-    from cloud.ops.users import UserError, create_user
+    from cloud.ops.users import create_user
 
-    password = _password(password_stdin)
-    with _session(config) as session:
-        try:
-            user = create_user(
-                session,
-                username,
-                password,
-                role,
-                department or ["*"],
-                display_name=name,
-            )
-        except UserError as exc:
-            raise _fail(exc) from exc
+    password = _new_password(password_stdin)
+    with _accounts(config) as session:
+        user = create_user(
+            session, username, password, role, department or ["*"], display_name=name
+        )
     typer.echo(f"created {user.username} ({user.role}; {','.join(user.departments)})")
 
 
@@ -93,13 +111,10 @@ def disable(
     config: ConfigOption = None,
 ) -> None:
     """Disable a user: sign-ins refused, open sessions ended at once."""
-    from cloud.ops.users import UserError, disable_user
+    from cloud.ops.users import disable_user
 
-    with _session(config) as session:
-        try:
-            disable_user(session, username)
-        except UserError as exc:
-            raise _fail(exc) from exc
+    with _accounts(config) as session:
+        disable_user(session, username)
     typer.echo(f"disabled {username}")
 
 
@@ -109,13 +124,10 @@ def enable(
     config: ConfigOption = None,
 ) -> None:
     """Enable a disabled user again (and forget their failed sign-ins)."""
-    from cloud.ops.users import UserError, enable_user
+    from cloud.ops.users import enable_user
 
-    with _session(config) as session:
-        try:
-            enable_user(session, username)
-        except UserError as exc:
-            raise _fail(exc) from exc
+    with _accounts(config) as session:
+        enable_user(session, username)
     typer.echo(f"enabled {username}")
 
 
@@ -126,13 +138,9 @@ def set_password(
     config: ConfigOption = None,
 ) -> None:
     """Set a new password; the user's open sessions end."""
-    from cloud.ops.users import UserError
     from cloud.ops.users import set_password as store_password
 
-    password = _password(password_stdin)
-    with _session(config) as session:
-        try:
-            store_password(session, username, password)
-        except UserError as exc:
-            raise _fail(exc) from exc
+    password = _new_password(password_stdin)
+    with _accounts(config) as session:
+        store_password(session, username, password)
     typer.echo(f"password of {username} changed; their sessions were ended")

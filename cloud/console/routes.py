@@ -10,7 +10,18 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from cloud.api.deps import Credentials, Ctx, IncidentPath, Require, actor_of
+from cloud.api.deps import (
+    Credentials,
+    Ctx,
+    Departments,
+    IncidentPath,
+    Kinds,
+    Require,
+    Severities,
+    Statuses,
+    actor_of,
+    client_address,
+)
 from cloud.api.problems import ApiError, Problem
 from cloud.console.auth import (
     CSRF_FIELD,
@@ -23,10 +34,10 @@ from cloud.console.auth import (
     session_of,
 )
 from cloud.console.i18n import languages, messages, pick_language
-from cloud.console.queue import QueueFilter, QueuePage, open_queue
 from cloud.ops import audit
 from cloud.ops.models import IncidentStatus
 from cloud.ops.roles import Actor, Permission, Principal
+from cloud.ops.service import IncidentFilter, IncidentPage
 from cloud.ops.sessions import OpenSession, close_session, csrf_matches, open_session
 from cloud.ops.users import check_login
 from shared.clock import utcnow
@@ -39,6 +50,7 @@ docs_router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=str(resources.files("cloud.console") / "templates"))
 STATIC_PREFIX = "/console/static"
 QUEUE_FIRST_PAGE = 100
+_OPEN_STATUSES = tuple(s for s in IncidentStatus if not s.closed)
 _MAX_LOGIN_BODY = 4096
 
 
@@ -207,15 +219,11 @@ async def _form(request: Request) -> dict[str, str]:
     return {k: v[0] for k, v in parsed.items() if v}
 
 
-def _source(request: Request) -> str:
-    return request.client.host if request.client else ""
-
-
 def _user_actor(request: Request, name: str, role: str) -> Actor:
     return Actor(
         name=name,
         role=role,
-        source=_source(request),
+        source=client_address(request),
         user_agent=request.headers.get("user-agent", "")[:256],
     )
 
@@ -233,7 +241,7 @@ async def login(request: Request, ctx: Ctx) -> Response:
             request, ctx, error=words["login.expired"], status_code=403, next_url=next_url
         )
     throttle: LoginThrottle = request.app.state.login_throttle
-    source = _source(request)
+    source = client_address(request)
     keys = (f"user:{username}", f"addr:{source}")
     async with throttle.lock(username):
         await asyncio.sleep(throttle.delay_s(*keys))
@@ -312,9 +320,7 @@ async def logout(request: Request, ctx: Ctx) -> Response:
 
 
 def _queue_data(ctx: Ctx, principal: Principal) -> dict[str, Any]:
-    visible = None if principal.all_departments else principal.departments
-    with ctx.sessions() as session:
-        page = open_queue(session, QueueFilter(limit=QUEUE_FIRST_PAGE), visible)
+    page = queue(ctx=ctx, principal=principal)  # the first page, as the queue's JSON gives it
     departments = [d.model_dump() for d in ctx.ops.router.departments if principal.sees(d.id)]
     return {
         "queue": page.model_dump(mode="json"),
@@ -395,27 +401,24 @@ def queue(
     *,
     ctx: Ctx,
     principal: Annotated[Principal, Depends(Require(Permission.INCIDENTS_READ))],
-    status: Annotated[list[IncidentStatus], Query()] = [],  # noqa: B006 - FastAPI copies
-    department: Annotated[
-        list[Annotated[str, Query(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]], Query()
-    ] = [],  # noqa: B006
-    kind: Annotated[list[EventKind], Query()] = [],  # noqa: B006
-    severity: Annotated[list[Severity], Query()] = [],  # noqa: B006
+    status: Statuses = [],  # noqa: B006 - FastAPI copies
+    department: Departments = [],  # noqa: B006
+    kind: Kinds = [],  # noqa: B006
+    severity: Severities = [],  # noqa: B006
     cursor: Annotated[str | None, Query(max_length=64)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = QUEUE_FIRST_PAGE,
-) -> QueuePage:
-    """Open incidents of the caller's departments, most severe first, then newest."""
-    query = QueueFilter(
-        statuses=status,
+) -> IncidentPage:
+    """Open incidents of the caller's departments, most severe first, then newest.
+
+    Closed statuses asked for are ignored; a forged cursor is a 422 (``InvalidQueryError``).
+    """
+    query = IncidentFilter(
+        statuses=[s for s in status if not s.closed] or list(_OPEN_STATUSES),
         departments=department,
         kinds=kind,
         severities=severity,
+        by_severity=True,
         cursor=cursor,
         limit=limit,
     )
-    visible = None if principal.all_departments else principal.departments
-    with ctx.sessions() as session:
-        try:
-            return open_queue(session, query, visible)
-        except ValueError as exc:
-            raise ApiError(422, str(exc), field="cursor") from exc
+    return ctx.ops.list_incidents(query, principal.department_scope)

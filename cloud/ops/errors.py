@@ -4,6 +4,7 @@ OpsError
  ├── NotFoundError          404: no such incident/device/command
  ├── ConflictError          409: the change does not fit the current state
  │    └── InvalidTransitionError  e.g. acknowledging a resolved incident
+ ├── InvalidQueryError      422: a read asked for something no listing has (a forged cursor)
  └── UnavailableError       503: the broker or store cannot take the request now
 """
 
@@ -27,6 +28,10 @@ class ConflictError(OpsError):
 
 class InvalidTransitionError(ConflictError):
     pass
+
+
+class InvalidQueryError(OpsError):
+    status = 422
 
 
 class UnavailableError(OpsError):

@@ -81,6 +81,11 @@ class Principal:
     def all_departments(self) -> bool:
         return self.role is Role.ADMIN or ALL_DEPARTMENTS in self.departments
 
+    @property
+    def department_scope(self) -> frozenset[str] | None:
+        """The departments a listing for this principal is limited to (None: every one)."""
+        return None if self.all_departments else self.departments
+
     def sees(self, department: str | None) -> bool:
         """Whether this principal may see things of *department* (None: shared by everyone)."""
         return department is None or self.all_departments or department in self.departments

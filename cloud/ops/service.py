@@ -13,14 +13,14 @@ from datetime import timedelta
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import func, select, text
+from sqlalchemy import ColumnElement, and_, case, func, or_, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from cloud.db.devices import Device
 from cloud.db.ops import Incident, IncidentEvent
 from cloud.ops import audit
 from cloud.ops.clock import Clock, SystemClock
-from cloud.ops.errors import InvalidTransitionError, NotFoundError
+from cloud.ops.errors import InvalidQueryError, InvalidTransitionError, NotFoundError
 from cloud.ops.models import (
     TRANSITIONS,
     ChangeType,
@@ -45,6 +45,8 @@ _OPEN_STATES = [
     IncidentStatus.ACKNOWLEDGED.value,
     IncidentStatus.DISPATCHED.value,
 ]
+_severity_rank = case({s.value: s.rank for s in Severity}, value=Incident.severity, else_=0)
+_CURSOR_RANKS = frozenset(str(s.rank) for s in Severity)
 _CHANGE_OF_STATUS = {
     IncidentStatus.ACKNOWLEDGED: ChangeType.ACKNOWLEDGED,
     IncidentStatus.DISPATCHED: ChangeType.DISPATCHED,
@@ -63,6 +65,8 @@ class IncidentFilter(BaseModel):
     breached: bool | None = None
     cursor: str | None = None
     limit: int = Field(default=50, ge=1, le=500)
+    by_severity: bool = False
+    """Most severe first, then newest (the console's queue); the cursor is ``<rank>:<id>``."""
 
 
 class IncidentPage(BaseModel):
@@ -315,8 +319,9 @@ class OpsService:
     def list_incidents(
         self, query: IncidentFilter, visible: frozenset[str] | None = None
     ) -> IncidentPage:
-        """Newest first; *visible* limits departments (None: all)."""
-        stmt = select(Incident).order_by(Incident.id.desc()).limit(query.limit + 1)
+        """Newest first (or ``by_severity``); *visible* limits departments (None: all)."""
+        first = (_severity_rank.desc(),) if query.by_severity else ()
+        stmt = select(Incident).order_by(*first, Incident.id.desc()).limit(query.limit + 1)
         if query.statuses:
             stmt = stmt.where(Incident.status.in_([s.value for s in query.statuses]))
         departments = set(query.departments) if query.departments else None
@@ -334,14 +339,14 @@ class OpsService:
             either = Incident.ack_breached | Incident.resolve_breached
             stmt = stmt.where(either if query.breached else ~either)
         if query.cursor:
-            stmt = stmt.where(Incident.id < query.cursor)
+            stmt = stmt.where(_after(query.cursor, by_severity=query.by_severity))
         with self.sessions() as session:
             rows = list(session.scalars(stmt))
         more = len(rows) > query.limit
         rows = rows[: query.limit]
         return IncidentPage(
             items=[IncidentOut.of(r) for r in rows],
-            next_cursor=rows[-1].id if more and rows else None,
+            next_cursor=_cursor(rows[-1], by_severity=query.by_severity) if more and rows else None,
         )
 
     # ------------------------------------------------------------------ changes by people
@@ -559,3 +564,18 @@ def _change(
 
 def _note(now: Any, actor: Actor, text: str) -> dict[str, Any]:
     return {"at": now.isoformat(), "author": actor.name, "text": text}
+
+
+def _after(cursor: str, *, by_severity: bool) -> ColumnElement[bool]:
+    """The rows of a listing past *cursor*, the ``next_cursor`` of its previous page."""
+    if not by_severity:
+        return Incident.id < cursor
+    rank_text, _, last_id = cursor.partition(":")
+    if rank_text not in _CURSOR_RANKS or not last_id:
+        raise InvalidQueryError("cursor: not a cursor of this queue", field="cursor")
+    rank = int(rank_text)
+    return or_(_severity_rank < rank, and_(_severity_rank == rank, Incident.id < last_id))
+
+
+def _cursor(row: Incident, *, by_severity: bool) -> str:
+    return f"{Severity(row.severity).rank}:{row.id}" if by_severity else row.id

@@ -57,7 +57,8 @@ def _check_username(username: str) -> str:
     return username
 
 
-def _check_password(password: str) -> str:
+def check_password(password: str) -> str:
+    """*password* if it may be a password (length); else ``UserError``. Never logged."""
     if len(password) < MIN_PASSWORD_LENGTH:
         raise UserError(f"password: use at least {MIN_PASSWORD_LENGTH} characters")
     if len(password) > 1024:  # noqa: PLR2004 - hashing megabytes is a denial of service
@@ -108,7 +109,7 @@ def create_user(  # noqa: PLR0917 - the fields of one account
         role=role_value.value,
         departments=depts,
         auth_source="password",
-        password_hash=_hasher.hash(_check_password(password)),
+        password_hash=_hasher.hash(check_password(password)),
         created_at=now,
         password_changed_at=now,
     )
@@ -161,7 +162,7 @@ def enable_user(session: Session, username: str) -> None:
 def set_password(session: Session, username: str, password: str) -> None:
     """New password; ends the user's sessions (a stolen cookie dies with the old password)."""
     row = _get(session, username)
-    row.password_hash = _hasher.hash(_check_password(password))
+    row.password_hash = _hasher.hash(check_password(password))
     row.auth_source = "password"
     row.password_changed_at = utcnow()
     row.failed_logins = 0

@@ -8,7 +8,7 @@ from pydantic import ValidationError
 from sqlalchemy import select
 
 from cloud.api.context import ApiContext
-from cloud.api.deps import Ctx, Require, visible_devices
+from cloud.api.deps import Ctx, Kinds, Require, Severities, visible_devices
 from cloud.api.problems import ApiError, Problem
 from cloud.api.schemas import Hotspot
 from cloud.db.devices import Device
@@ -101,10 +101,8 @@ def build_query(
 
 Start = Annotated[datetime | None, Query(description="From (inclusive), ISO 8601 with zone.")]
 End = Annotated[datetime | None, Query(description="Until (exclusive), ISO 8601 with zone.")]
-Kinds = Annotated[list[EventKind], Query()]
 DeviceIds = Annotated[list[Annotated[str, Query(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")]], Query()]
 ZoneIds = Annotated[list[Annotated[str, Query(pattern=_ID)]], Query()]
-Severities = Annotated[list[Severity], Query()]
 BBoxText = Annotated[
     str | None,
     Query(

@@ -11,10 +11,13 @@ from cloud.api.context import ApiContext
 from cloud.api.deps import (
     MAX_ROW_ID,
     Ctx,
+    Departments,
     IncidentScope,
+    Kinds,
     Require,
-    actor_of,
-    current_principal,
+    Severities,
+    Statuses,
+    request_actor,
     visible_devices,
 )
 from cloud.api.problems import ApiError, Problem
@@ -31,7 +34,6 @@ from cloud.ops.models import AuditOut, IncidentOut, IncidentStatus
 from cloud.ops.roles import Permission, Principal
 from cloud.ops.rules import Department
 from cloud.ops.service import IncidentFilter, IncidentPage
-from shared.events import EventKind, Severity
 
 router = APIRouter(prefix="/api/v1", tags=["incidents"])
 _ERRORS: dict[int | str, dict[str, object]] = {
@@ -58,12 +60,10 @@ def list_incidents(
     *,
     ctx: Ctx,
     principal: Annotated[Principal, Depends(Require(Permission.INCIDENTS_READ))],
-    status: Annotated[list[IncidentStatus], Query()] = [],  # noqa: B006 - FastAPI copies
-    department: Annotated[
-        list[Annotated[str, Query(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]], Query()
-    ] = [],  # noqa: B006
-    kind: Annotated[list[EventKind], Query()] = [],  # noqa: B006
-    severity: Annotated[list[Severity], Query()] = [],  # noqa: B006
+    status: Statuses = [],  # noqa: B006 - FastAPI copies
+    department: Departments = [],  # noqa: B006
+    kind: Kinds = [],  # noqa: B006
+    severity: Severities = [],  # noqa: B006
     device_id: Annotated[str | None, Query(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")] = None,
     breached: Annotated[bool | None, Query(description="Only (not) past an SLA.")] = None,
     cursor: Annotated[str | None, Query(max_length=36)] = None,
@@ -80,8 +80,7 @@ def list_incidents(
         cursor=cursor,
         limit=limit,
     )
-    visible = None if principal.all_departments else principal.departments
-    page = ctx.ops.list_incidents(query, visible)
+    page = ctx.ops.list_incidents(query, principal.department_scope)
     # The hottest read of a console: serialised once here instead of re-validated by FastAPI.
     return Response(page.model_dump_json(), media_type="application/json")
 
@@ -107,14 +106,15 @@ def incident_audit(
 async def _transition(
     ctx: Ctx,
     request: Request,
-    *,
     incident: IncidentOut,
     target: IncidentStatus,
-    body: ActionBody,
+    body: ActionBody | None,
+    *,
     assignee: str | None = None,
 ) -> IncidentOut:
-    actor = actor_of(request, current_principal(request))
-    return await ctx.ops.transition(incident.id, target, actor, note=body.note, assignee=assignee)
+    note = body.note if body is not None else None
+    actor = request_actor(request)
+    return await ctx.ops.transition(incident.id, target, actor, note=note, assignee=assignee)
 
 
 @router.post("/incidents/{incident_id}/acknowledge", responses=_ACTION_ERRORS)
@@ -122,10 +122,7 @@ async def acknowledge(
     *, ctx: Ctx, request: Request, incident: Writable, body: ActionBody | None = None
 ) -> IncidentOut:
     """``open`` → ``acknowledged``; stops the acknowledgement SLA."""
-    target = IncidentStatus.ACKNOWLEDGED
-    return await _transition(
-        ctx, request, incident=incident, target=target, body=body or ActionBody()
-    )
+    return await _transition(ctx, request, incident, IncidentStatus.ACKNOWLEDGED, body)
 
 
 @router.post("/incidents/{incident_id}/dispatch", responses=_ACTION_ERRORS)
@@ -133,11 +130,9 @@ async def dispatch(
     *, ctx: Ctx, request: Request, incident: Writable, body: DispatchBody | None = None
 ) -> IncidentOut:
     """``acknowledged`` → ``dispatched``, optionally naming the assignee (a patrol, a team)."""
-    body = body or DispatchBody()
     target = IncidentStatus.DISPATCHED
-    return await _transition(
-        ctx, request, incident=incident, target=target, body=body, assignee=body.assignee
-    )
+    assignee = body.assignee if body is not None else None
+    return await _transition(ctx, request, incident, target, body, assignee=assignee)
 
 
 @router.post("/incidents/{incident_id}/resolve", responses=_ACTION_ERRORS)
@@ -145,10 +140,7 @@ async def resolve(
     *, ctx: Ctx, request: Request, incident: Writable, body: ActionBody | None = None
 ) -> IncidentOut:
     """Close the incident as handled."""
-    target = IncidentStatus.RESOLVED
-    return await _transition(
-        ctx, request, incident=incident, target=target, body=body or ActionBody()
-    )
+    return await _transition(ctx, request, incident, IncidentStatus.RESOLVED, body)
 
 
 @router.post("/incidents/{incident_id}/false-alarm", responses=_ACTION_ERRORS)
@@ -156,10 +148,7 @@ async def false_alarm(
     *, ctx: Ctx, request: Request, incident: Writable, body: ActionBody | None = None
 ) -> IncidentOut:
     """Close the incident as a false alarm."""
-    target = IncidentStatus.FALSE_ALARM
-    return await _transition(
-        ctx, request, incident=incident, target=target, body=body or ActionBody()
-    )
+    return await _transition(ctx, request, incident, IncidentStatus.FALSE_ALARM, body)
 
 
 @router.post("/incidents/{incident_id}/notes", responses=_ERRORS)
@@ -167,7 +156,7 @@ async def add_note(
     *, ctx: Ctx, request: Request, incident: Writable, body: NoteBody
 ) -> IncidentOut:
     """Add a note to the incident's log."""
-    actor = actor_of(request, current_principal(request))
+    actor = request_actor(request)
     return await ctx.ops.add_note(incident.id, body.text, actor)
 
 
@@ -176,7 +165,7 @@ async def assign(
     *, ctx: Ctx, request: Request, incident: Writable, body: AssignBody
 ) -> IncidentOut:
     """Set (or clear, with null) who is handling the incident."""
-    actor = actor_of(request, current_principal(request))
+    actor = request_actor(request)
     return await ctx.ops.assign(incident.id, body.assignee, actor)
 
 
@@ -192,7 +181,7 @@ async def set_checklist(
     """Tick (or untick) a step of the incident's SOP checklist."""
     if incident.status.closed:
         raise ApiError(409, "the incident is closed", field="status")
-    actor = actor_of(request, current_principal(request))
+    actor = request_actor(request)
     return await ctx.ops.set_checklist(incident.id, index, done=body.done, actor=actor)
 
 

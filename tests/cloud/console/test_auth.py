@@ -147,6 +147,11 @@ async def test_session_acts_as_the_user_with_csrf_and_audit(app: FastAPI) -> Non
         await login_http(http, "ana")
         queue = (await http.get("/console/api/queue")).json()
         assert [i["department"] for i in queue["items"]] == [CIVIL]
+        forged = await http.get("/console/api/queue", params={"cursor": "x"})
+        assert forged.status_code == 422
+        assert forged.json()["errors"] == [
+            {"field": "cursor", "message": "cursor: not a cursor of this queue"}
+        ]
         path = f"/api/v1/incidents/{ids[CIVIL]}/acknowledge"
         assert (await http.post(path, json={})).status_code == 403  # no token
         token = await csrf_of(http)

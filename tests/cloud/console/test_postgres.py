@@ -6,10 +6,9 @@ import pytest
 from sqlalchemy import Engine
 from sqlalchemy.orm import sessionmaker
 
-from cloud.console.queue import QueueFilter, open_queue
 from cloud.db.base import create_all, make_engine
 from cloud.ops.rules import Router, RoutingConfig
-from cloud.ops.service import OpsService
+from cloud.ops.service import IncidentFilter, OpsService
 from cloud.ops.sessions import SessionLimits, open_session, resolve_session
 from cloud.ops.users import check_login, create_user, disable_user
 from shared.events import EventKind, Severity
@@ -42,10 +41,9 @@ def test_accounts_sessions_and_queue_on_postgres(engine: Engine) -> None:
         [event(EventKind.ABANDONED_OBJECT, track_id=i, severity=Severity.LOW) for i in range(3)]
         + [event(EventKind.CROWDING, track_id=9, severity=Severity.CRITICAL)]
     )
-    with sessions() as session:
-        first = open_queue(session, QueueFilter(limit=2), None)
-        rest = open_queue(session, QueueFilter(limit=2, cursor=first.next_cursor), None)
-        civil = open_queue(session, QueueFilter(), frozenset({"civil-protection"}))
+    first = ops.list_incidents(IncidentFilter(by_severity=True, limit=2))
+    rest = ops.list_incidents(IncidentFilter(by_severity=True, limit=2, cursor=first.next_cursor))
+    civil = ops.list_incidents(IncidentFilter(by_severity=True), frozenset({"civil-protection"}))
     ordered = [i.severity for i in first.items + rest.items]
     assert ordered[0] is Severity.CRITICAL  # crowding: the most urgent first
     assert len({i.id for i in first.items + rest.items}) == 4

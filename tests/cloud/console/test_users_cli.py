@@ -53,6 +53,11 @@ def test_users_commands(tmp_path: Path) -> None:
         input="a new long password\n",
     )  # fmt: skip
     assert changed.exit_code == 0, changed.output
+    too_short = runner.invoke(
+        app, [*base, "set-password", "ana", "-c", str(config)], input="short\nshort\n"
+    )
+    assert too_short.exit_code == 2
+    assert "password: use at least 10 characters" in too_short.output
     disabled = runner.invoke(app, [*base, "disable", "ana", "-c", str(config)])
     assert disabled.exit_code == 0
     with sessions() as session:

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from cloud.db.ops import AuditEntry, IncidentEvent
 from cloud.ops.audit import list_audit
 from cloud.ops.clock import ManualClock
-from cloud.ops.errors import InvalidTransitionError, NotFoundError
+from cloud.ops.errors import InvalidQueryError, InvalidTransitionError, NotFoundError
 from cloud.ops.models import ChangeType, IncidentChange, IncidentStatus
 from cloud.ops.roles import Actor
 from cloud.ops.rules import Router, RoutingConfig
@@ -228,3 +228,28 @@ async def test_list_is_scoped_and_paged(ops: OpsService) -> None:
     assert rest.next_cursor is None
     ids = [i.id for i in first.items + rest.items]
     assert ids == sorted(ids, reverse=True)
+
+
+async def test_list_by_severity_pages_most_severe_first(ops: OpsService) -> None:
+    severities = [Severity.LOW, Severity.CRITICAL, Severity.LOW, Severity.MEDIUM, Severity.CRITICAL]
+    for track, severity in enumerate(severities):  # crowding: the event's severity is kept
+        await ops.on_events([event(EventKind.CROWDING, track_id=track, severity=severity)])
+    pages = [ops.list_incidents(IncidentFilter(by_severity=True, limit=2))]
+    while pages[-1].next_cursor is not None:
+        query = IncidentFilter(by_severity=True, limit=2, cursor=pages[-1].next_cursor)
+        pages.append(ops.list_incidents(query))
+    rows = [i for page in pages for i in page.items]
+    assert [p.next_cursor is None for p in pages] == [False, False, True]
+    assert [(i.severity.rank, i.id) for i in rows] == sorted(
+        ((i.severity.rank, i.id) for i in rows), reverse=True
+    )
+    assert [i.severity for i in rows[:2]] == [Severity.CRITICAL, Severity.CRITICAL]
+    assert pages[0].next_cursor == f"{rows[1].severity.rank}:{rows[1].id}"
+
+
+@pytest.mark.parametrize("cursor", ["x", "9:0190", "3:", ":0190", "²:0190"])
+def test_list_by_severity_refuses_a_forged_cursor(ops: OpsService, cursor: str) -> None:
+    with pytest.raises(InvalidQueryError, match="cursor: not a cursor of this queue") as caught:
+        ops.list_incidents(IncidentFilter(by_severity=True, cursor=cursor))
+    assert caught.value.status == 422
+    assert caught.value.field == "cursor"
