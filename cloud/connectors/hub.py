@@ -88,6 +88,11 @@ class ConnectorHub:
             return FileDrop(source, intake)
         return None
 
+    @property
+    def pulling(self) -> bool:
+        """True when a source is pulled by this side (polled, bridged, watched)."""
+        return any(self.runner_for(intake) is not None for intake in self.intakes.values())
+
     async def start(self) -> None:
         """Start every pulling connector; inbound ones (webhook, NGSI-LD) are served by routes."""
         for intake in self.intakes.values():

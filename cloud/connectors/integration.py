@@ -11,6 +11,7 @@ watchers inside the app's lifespan. Dispatch of incidents is the runtime's own
 only its routes (``/api/v1/dispatch/...``) are mounted.
 """
 
+import asyncio
 import logging
 import os
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -28,6 +29,7 @@ from cloud.dispatch.dispatcher import Dispatcher
 from cloud.dispatch.routes import build_dispatch_router
 from cloud.ingest.hooks import EventHook
 from cloud.ngsi.routes import build_ngsi_router
+from cloud.runtime.postgres import Leadership
 from cloud.store.base import StoreUnavailableError
 from shared.events import Event
 from shared.telemetry import Telemetry
@@ -61,6 +63,9 @@ class Integrations:
         self.writer = DeferredWriter()
         self.hub = ConnectorHub(self.sources, self.writer)
         self.dispatcher: Dispatcher | None = None
+        self.leadership: Leadership | None = None
+        self._stop = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
 
     @classmethod
     def from_files(cls, sources_path: Path | None = None) -> "Integrations":
@@ -85,6 +90,7 @@ class Integrations:
         hooks: list[EventHook] = [*runtime.ingest_steps, *runtime.ingest_hooks, *extra_hooks]
         self.writer.target = StoreEventWriter(runtime.store, hooks)
         self.dispatcher = runtime.dispatcher
+        self.leadership = Leadership(runtime.engine, "connectors")
         state.integrations = self
         if hasattr(state, "metrics"):  # the API's ApiMetrics: source health on /metrics
             state.metrics.watch_connectors(self.hub.health)
@@ -102,11 +108,24 @@ class Integrations:
         app.router.lifespan_context = lifespan
 
     async def start(self) -> None:
-        await self.hub.start()
+        """Serve the inbound sources here; run the pulling ones in one process of all.
+
+        Under ``cloud serve --workers N`` on PostgreSQL, the process holding the connectors'
+        lock (``Leadership``) polls, bridges and watches; the others take over if it goes.
+        """
         logger.info("integrations: %d sources", len(self.hub.intakes))
+        if self.leadership is None or not self.hub.pulling:
+            return
+        self._stop.clear()
+        self._task = asyncio.create_task(
+            self.leadership.run(self._stop, self.hub.start, self.hub.stop), name="connectors"
+        )
 
     async def stop(self) -> None:
-        await self.hub.stop()
+        self._stop.set()
+        if self._task is not None:
+            await self._task
+            self._task = None
 
 
 def build_integration_routers(

@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from types import TracebackType
 from typing import Self
 
@@ -193,6 +193,82 @@ class ClientIdLease:
         self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.release()
+
+
+class Leadership:
+    """Runs a job in one process of many: the one holding a PostgreSQL session lock on *name*.
+
+    Pulling connectors (REST pollers, MQTT bridges, file drops) must run once, not once per
+    ``cloud serve --workers`` process. Every process calls ``run``: the lock holder starts the
+    job; the others try again every ``retry_s`` and take over when the holder's connection
+    ends, since the lock goes with it. The holder checks its connection every ``retry_s`` and
+    ends the job as soon as it is lost; a new holder waits twice that long before it starts, so
+    the two never run the job at once. Off PostgreSQL there is one process: it always leads.
+    """
+
+    def __init__(self, engine: Engine, name: str, *, retry_s: float = 5.0) -> None:
+        self.engine = engine
+        self.name = name
+        self.retry_s = retry_s
+        self.leading = asyncio.Event()
+        self.backend_pid: int | None = None
+        """The PostgreSQL backend holding the lock while this process leads."""
+
+    async def run(
+        self,
+        stop: asyncio.Event,
+        start: Callable[[], Awaitable[None]],
+        end: Callable[[], Awaitable[None]],
+    ) -> None:
+        """Until *stop*: ``start()`` on becoming the leader, ``end()`` on ceasing to be."""
+        if not on_postgres(self.engine):
+            await self._lead(stop, start, end, None)
+            return
+        while not stop.is_set():
+            try:
+                conn = await psycopg.AsyncConnection.connect(conninfo(self.engine), autocommit=True)
+                async with conn:
+                    cursor = await conn.execute(
+                        "SELECT pg_try_advisory_lock(hashtextextended(%s, 2))",
+                        ("lead:" + self.name,),
+                    )
+                    row = await cursor.fetchone()
+                    if row and row[0]:
+                        await self._lead(stop, start, end, conn)
+            except psycopg.Error as exc:
+                logger.warning("%s: leadership lost or not reachable: %s", self.name, exc)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self.retry_s)
+
+    async def _lead(
+        self,
+        stop: asyncio.Event,
+        start: Callable[[], Awaitable[None]],
+        end: Callable[[], Awaitable[None]],
+        conn: psycopg.AsyncConnection[tuple[object, ...]] | None,
+    ) -> None:
+        self.backend_pid = conn.info.backend_pid if conn is not None else None
+        if conn is not None:  # the last holder may not know yet that it lost the lock
+            for _ in range(2):
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), self.retry_s)
+                await conn.execute("SELECT 1")
+            if stop.is_set():
+                return
+        logger.info("%s: this process leads", self.name)
+        self.leading.set()
+        await start()
+        try:
+            while not stop.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), self.retry_s)
+                if conn is not None and not stop.is_set():
+                    await conn.execute("SELECT 1")  # raises once the session (and lock) is gone
+        finally:
+            self.leading.clear()
+            self.backend_pid = None
+            await end()
+            logger.info("%s: this process no longer leads", self.name)
 
 
 def with_department(message: LiveMessage, departments: dict[str, str | None]) -> LiveMessage:

@@ -2,22 +2,24 @@
 
 import asyncio
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
+from cloud.db.base import make_engine
 from cloud.db.ops import AuditEntry, Incident
 from cloud.ops.clock import ManualClock
 from cloud.ops.live import LiveFilter, LiveType
 from cloud.ops.models import IncidentChange
 from cloud.ops.roles import Principal, Role
 from cloud.runtime import CloudRuntime, build_runtime
-from cloud.runtime.postgres import ClientIdLease, PgFanout, notify_keys_changed
+from cloud.runtime.postgres import ClientIdLease, Leadership, PgFanout, notify_keys_changed
 from cloud.settings import CloudSettings
 from shared.clock import utcnow
+from tests.cloud.integrations.waits import eventually
 from tests.cloud.ops.builders import event
 
 Runtimes = Callable[[ManualClock | None], CloudRuntime]
@@ -121,3 +123,56 @@ async def test_changes_reach_the_live_hub_of_every_other_process(runtimes: Runti
     finally:
         stop.set()
         await asyncio.wait_for(task, 10)
+
+
+async def test_one_process_of_many_runs_the_connectors_and_another_takes_over(
+    postgres_db: str,
+) -> None:
+    """Three would-be leaders on one PostgreSQL: one leads; its session dies, another leads."""
+    engines = [make_engine(postgres_db) for _ in range(3)]
+    leaders = [Leadership(e, "connectors-test", retry_s=0.1) for e in engines]
+    stops = [asyncio.Event() for _ in leaders]
+    running: list[int] = []
+    overlap = 0
+
+    def job(n: int) -> tuple[Callable[[], Awaitable[None]], Callable[[], Awaitable[None]]]:
+        async def start() -> None:
+            nonlocal overlap
+            running.append(n)
+            overlap = max(overlap, len(running))
+
+        async def end() -> None:
+            running.remove(n)
+
+        return start, end
+
+    tasks = [
+        asyncio.create_task(leader.run(stop, *job(n)))
+        for n, (leader, stop) in enumerate(zip(leaders, stops, strict=True))
+    ]
+    try:
+        await eventually(lambda: len(running) == 1)
+        await asyncio.sleep(0.5)  # five more tries by the others: still one leader
+        [first] = running
+        assert sum(leader.leading.is_set() for leader in leaders) == 1
+        # The leader's database session is killed (a crashed host, a failover).
+        pid = leaders[first].backend_pid
+        with engines[0].connect() as conn:
+            conn.execute(text("SELECT pg_terminate_backend(:p)"), {"p": pid})
+        await eventually(
+            lambda: (len(running) == 1 and running[0] != first) or first not in running
+        )
+        await eventually(lambda: len(running) == 1)
+        # A clean stop hands over too.
+        [second] = running
+        stops[second].set()
+        await tasks[second]
+        await eventually(lambda: len(running) == 1 and running[0] != second)
+        assert overlap == 1  # never two at once (the dead one stopped within retry_s)
+    finally:
+        for stop in stops:
+            stop.set()
+        await asyncio.gather(*tasks)
+        for engine in engines:
+            engine.dispose()
+    assert running == []
