@@ -23,9 +23,10 @@ from cloud.api.schemas import (
     MqttCredentials,
 )
 from cloud.api.settings import BrokerFilesSettings
-from cloud.broker.acl import ServiceAccount, ServiceRole
+from cloud.broker.acl import ServiceAccount
 from cloud.broker.passwords import hash_password, new_password
 from cloud.broker.registry import BrokerFiles, ServiceCredential, sync_broker
+from cloud.broker.registry import service_role as _service_role
 from cloud.db.devices import Device
 from cloud.db.ops import CommandRecord, Incident
 from cloud.ops import audit
@@ -183,16 +184,6 @@ def _sync_broker(session: Session, files: BrokerFilesSettings | None) -> None:
         for name, pw in files.services.items()
     ]
     sync_broker(session, BrokerFiles(files.passwd, files.acl, files.pid_file), services)
-
-
-def _service_role(name: str) -> ServiceRole:
-    if name.endswith("-ingest"):
-        return ServiceRole.INGEST
-    if name.endswith("-admin"):
-        return ServiceRole.ADMIN
-    # The API account: ``cloud serve`` ingests in-process by default, so it also confirms
-    # stored events to devices (``event/ack``).
-    return ServiceRole.SERVE
 
 
 @router.post("/{device_id}/credentials", responses={**_ERRORS, 409: {"model": Problem}})
