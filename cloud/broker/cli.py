@@ -119,15 +119,16 @@ def _signal(source: str, files: BrokerFilesSettings) -> None:
 def sync(config: ConfigOption = None) -> None:
     """Write the broker's password file and ACL from the device registry and cloud.yaml.
 
-    Accounts: every device with MQTT credentials that is not revoked (the state database), and
-    the service accounts of api.broker_files.services (username -> password; the role comes
-    from the name: '-ingest' ingest, '-admin' admin, others the API's). The passwords can come
-    from the environment, e.g. CITYOPS_CLOUD_API__BROKER_FILES__SERVICES__cityops-ingest.
+    Accounts: the devices with MQTT credentials that are not revoked (state database), and the
+    service accounts of api.broker_files.services, username -> password (role by name:
+    '-ingest' ingest, '-admin' admin, others the API's). Their passwords must be those of
+    mqtt.password and api.mqtt.password, and can come from the environment:
+    CITYOPS_CLOUD_API__BROKER_FILES__SERVICES='{"cityops-ingest": "..."}'.
 
-    Both files are written 0600 and atomically, and only when their content changes, so
-    running it again changes nothing. The broker need not run: it is sent SIGHUP only when
-    api.broker_files.pid_file names a running process. The operations API rewrites the same
-    files when it issues or revokes device credentials.
+    Both files are written 0600 and atomically, and only when their content changes: running
+    it again changes nothing. The broker need not run; it gets SIGHUP only when
+    api.broker_files.pid_file names a running process. The API rewrites the same files when it
+    issues or revokes device credentials.
 
     Example: cityops cloud broker sync --config cloud.yaml
     """

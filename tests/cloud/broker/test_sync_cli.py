@@ -197,3 +197,10 @@ def test_sync_without_a_running_broker_writes_and_says_so(tmp_path: Path) -> Non
     assert code == 0, output
     assert f"broker not signalled: {tmp_path / 'none.pid'} names no running process" in output
     assert (tmp_path / "auth/passwd").read_text().count("\n") == 2
+
+
+def test_sync_help_teaches_with_an_example() -> None:
+    for args in (["cloud", "broker", "--help"], ["cloud", "broker", "sync", "--help"]):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 0, result.output
+        assert "Example: cityops cloud broker sync --config cloud.yaml" in result.output
