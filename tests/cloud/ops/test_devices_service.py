@@ -8,12 +8,11 @@ import pytest
 from pydantic import SecretStr
 from sqlalchemy.orm import Session, sessionmaker
 
-from cloud.broker.acl import ServiceRole
+from cloud.broker.acl import AclSpec, ServiceRole, render_acl
+from cloud.broker.registry import service_credentials, service_role
 from cloud.db.devices import Device
 from cloud.ops.audit import list_audit
 from cloud.ops.clock import ManualClock
-from cloud.broker.acl import AclSpec, render_acl
-from cloud.broker.registry import service_credentials, service_role
 from cloud.ops.devices import DeviceFilter, DeviceService, DeviceUpsert
 from cloud.ops.errors import ConflictError, NotFoundError
 from cloud.ops.roles import Actor, Principal, Role
