@@ -23,6 +23,7 @@ import yaml
 
 from cityops.cli import app as cityops_app
 from cloud.api.settings import ApiSettings
+from cloud.dispatch.config import load_dispatch
 from cloud.settings import CloudSettings, mqtt_client_id
 from shared.limits import MAX_PACKET_BYTES
 from tests.conftest import need
@@ -346,3 +347,18 @@ def test_systemd_broker_sync_applies_what_the_path_unit_watches() -> None:
     assert {Path(p).parent for p in watched} == {Path("/var/lib/cityops/broker")}
     assert "ReadWritePaths=/var/lib/cityops" in service
     assert re.search(r"^Before=.*\bmosquitto\.service\b", service, flags=re.MULTILINE)
+
+
+def test_every_cloud_process_reads_the_same_dispatch_routes(compose: dict[str, Any]) -> None:
+    """The ingest processes dispatch too: each CityOps container mounts the dispatch file."""
+    dispatch = CloudSettings.from_yaml(DEPLOY / "cloud.example.yaml").integrations.dispatch
+    assert dispatch is not None
+    cityops = [
+        n for n, s in compose["services"].items() if s.get("image") == "cityops-cloud:latest"
+    ]
+    assert {"api", "ingest-0", "ingest-1"} <= set(cityops)
+    for name in cityops:
+        volumes = compose["services"][name].get("volumes", [])
+        mounts = dict(_interpolated(v).split(":")[1::-1] for v in volumes)
+        assert mounts.get(str(dispatch)) == "./dispatch.example.yaml", name
+    assert load_dispatch(DEPLOY / "dispatch.example.yaml").routes == []
