@@ -4,7 +4,7 @@ SHELL := /bin/bash
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-APT_PACKAGES := mosquitto mosquitto-clients influxdb postgresql openssl prometheus chromium wrk
+APT_PACKAGES := mosquitto mosquitto-clients influxdb postgresql openssl prometheus chromium wrk busybox
 STAMP := $(VENV)/.installed
 
 .PHONY: test demo install apt venv micropython models lint typecheck pytest bench clean

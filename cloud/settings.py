@@ -149,7 +149,14 @@ class BrokerFilesSettings(BaseModel):
     services: dict[str, SecretStr] = Field(
         default_factory=dict,
         description="Service accounts kept in the password file: username -> password. "
-        "Roles: 'cityops-ingest' ingest, 'cityops-admin' admin, others operator.",
+        "Role by name: '*-ingest' ingest, '*-admin' admin, '*-dispatch' dispatch (publishes "
+        "incident changes), '*-incidents' or a name in incident_readers: incidents (reads "
+        "them: Home Assistant, Node-RED), others operator.",
+    )
+    incident_readers: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="Accounts of role incidents that read only some departments: username -> "
+        "department ids (the username must be in services too).",
     )
     public_host: str = Field(default="127.0.0.1", description="Broker host given to devices.")
     public_port: int = Field(default=1883, ge=1, le=65535, description="Broker port for devices.")

@@ -4,6 +4,7 @@ import base64
 import hashlib
 import hmac
 import secrets
+from pathlib import Path
 from typing import Final
 
 ITERATIONS: Final = 101
@@ -24,10 +25,12 @@ def verify_password(password: str, encoded: str) -> bool:
         return False
     if kind != "7":
         return False
-    digest = hashlib.pbkdf2_hmac(
-        "sha512", password.encode(), base64.b64decode(salt_b64), int(iterations)
-    )
-    return hmac.compare_digest(digest, base64.b64decode(digest_b64))
+    try:  # a damaged line (a hand edit) is a mismatch, not an error
+        salt, expected = base64.b64decode(salt_b64), base64.b64decode(digest_b64)
+        digest = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, int(iterations))
+    except ValueError:
+        return False
+    return hmac.compare_digest(digest, expected)
 
 
 def new_password() -> str:
@@ -41,3 +44,17 @@ def password_file(entries: dict[str, str]) -> str:
         if ":" in user or "\n" in user:
             raise ValueError(f"username {user!r} cannot contain ':' or a newline")
     return "".join(f"{user}:{hashed}\n" for user, hashed in sorted(entries.items()))
+
+
+def read_password_file(path: Path) -> dict[str, str]:
+    """``user -> hash`` of an existing password file; ``{}`` when there is none yet."""
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return {}
+    entries = {}
+    for line in text.splitlines():
+        user, sep, hashed = line.partition(":")
+        if sep and user and not line.startswith("#"):
+            entries[user] = hashed
+    return entries

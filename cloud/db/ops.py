@@ -16,6 +16,7 @@ class Incident(Base):
     __tablename__ = "incidents"
     __table_args__ = (
         Index("ix_incidents_dept_status", "department", "status"),
+        Index("ix_incidents_status_id", "status", "id"),  # the queue: newest first, by page
         Index("ix_incidents_situation", "situation_key", "status"),
     )
 

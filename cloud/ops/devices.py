@@ -13,9 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from cloud.broker.acl import ServiceAccount, ServiceRole
-from cloud.broker.passwords import hash_password, new_password
-from cloud.broker.registry import BrokerFiles, ServiceCredential, sync_broker
+from cloud.broker.passwords import hash_password, new_password, read_password_file
+from cloud.broker.registry import BrokerFiles, service_credentials, sync_broker
 from cloud.db.devices import Device
 from cloud.db.ops import CommandRecord, Incident
 from cloud.ops import audit
@@ -162,27 +161,17 @@ class ConfigOut(_Out):
     ack_message: str
 
 
-def service_role(name: str) -> ServiceRole:
-    """The broker role of a service account, by its username."""
-    if name.endswith("-ingest"):
-        return ServiceRole.INGEST
-    if name.endswith("-admin"):
-        return ServiceRole.ADMIN
-    # The API account: ``cloud serve`` ingests in-process by default, so it also confirms
-    # stored events to devices (``event/ack``).
-    return ServiceRole.SERVE
-
-
 def sync_broker_files(session: Session, files: BrokerFilesSettings | None) -> None:
-    """Rewrite the broker's password and ACL files from the registry (if the API manages them)."""
+    """Rewrite the broker's password and ACL files from the registry (if the API manages them).
+
+    The same accounts and roles as ``cityops cloud broker sync``; an unchanged file is not
+    rewritten.
+    """
     if files is None:
         return
-    services = [
-        ServiceCredential(
-            ServiceAccount(name, service_role(name)), hash_password(pw.get_secret_value())
-        )
-        for name, pw in files.services.items()
-    ]
+    services = service_credentials(
+        files.services, read_password_file(files.passwd), files.incident_readers
+    )
     sync_broker(session, BrokerFiles(files.passwd, files.acl, files.pid_file), services)
 
 

@@ -23,6 +23,7 @@ import yaml
 
 from cityops.cli import app as cityops_app
 from cloud.api.settings import ApiSettings
+from cloud.dispatch.config import load_dispatch
 from cloud.settings import CloudSettings, mqtt_client_id
 from shared.limits import MAX_PACKET_BYTES
 from tests.conftest import need
@@ -30,7 +31,7 @@ from tests.conftest import need
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 CONFIG_IN_IMAGE = "/etc/cityops/cloud.yaml"
-CITYOPS_SERVICES = ("migrate", "api", "ingest-0", "ingest-1")
+CITYOPS_SERVICES = ("migrate", "broker-auth", "api", "ingest-0", "ingest-1")
 
 
 @pytest.fixture(scope="module")
@@ -112,6 +113,87 @@ def test_compose_broker_binds_device_client_ids_and_limits_size() -> None:
     assert example.mqtt.port != 1883, "services belong on the services listener"
 
 
+def _volume_path(service: dict[str, Any], path: str) -> tuple[str, str]:
+    """(named volume, path inside it) of *path* as *service*'s container sees it."""
+    for volume in service.get("volumes", []):
+        source, target = _interpolated(volume).split(":")[:2]
+        if not source.startswith(".") and path.startswith(target.rstrip("/") + "/"):
+            return source, path.removeprefix(target.rstrip("/") + "/")
+    raise AssertionError(f"{path} is on no named volume of {service}")
+
+
+def _conf_setting(name: str) -> str:
+    conf = (DEPLOY / "mosquitto/mosquitto.conf").read_text()
+    values = re.findall(rf"^{name} (\S+)$", conf, flags=re.MULTILINE)
+    assert len(values) == 1, f"mosquitto.conf: {name} {values}"
+    return str(values[0])
+
+
+def test_broker_accounts_are_written_before_mosquitto_starts(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    auth = services["broker-auth"]
+    assert auth["depends_on"] == {"migrate": {"condition": "service_completed_successfully"}}
+    assert auth["restart"] == "no"  # a one-shot: restarted, it would loop
+    assert auth["healthcheck"] == {"disable": True}  # the image's check is the API's /healthz
+    mosquitto = services["mosquitto"]
+    condition = mosquitto["depends_on"]["broker-auth"]["condition"]
+    assert condition == "service_completed_successfully"
+    # Where `cloud broker sync` and the API write (cloud.example.yaml) is where Mosquitto reads.
+    files = ApiSettings.from_yaml(DEPLOY / "cloud.example.yaml").api.broker_files
+    assert files is not None
+    for writer in ("broker-auth", "api"):
+        assert _volume_path(services[writer], str(files.passwd)) == _volume_path(
+            mosquitto, _conf_setting("password_file")
+        )
+        assert _volume_path(services[writer], str(files.acl)) == _volume_path(
+            mosquitto, _conf_setting("acl_file")
+        )
+    assert files.pid_file is None  # another container's pid: the watcher reloads instead
+
+
+def test_broker_files_are_written_by_the_uid_mosquitto_reads_them_as(
+    compose: dict[str, Any],
+) -> None:
+    """Mosquitto reads its 0600 files after dropping root to uid 1883 (eclipse-mosquitto)."""
+    services = compose["services"]
+    files = ApiSettings.from_yaml(DEPLOY / "cloud.example.yaml").api.broker_files
+    assert files is not None
+    writers = {services[name]["user"] for name in ("broker-auth", "api")}
+    assert writers == {"1883:1883"}
+    # A new named volume takes the owner of its mount point in the image.
+    mount_point = str(files.passwd.parent)
+    made = re.findall(
+        r"install -d -o (\d+) -g (\d+) -m 0?7[0-7]0 (\S+)", (DEPLOY / "Dockerfile").read_text()
+    )
+    assert (*writers.pop().split(":"), mount_point) in made
+
+
+def test_mosquitto_runs_under_the_reload_watcher(compose: dict[str, Any]) -> None:
+    mosquitto = compose["services"]["mosquitto"]
+    shell, script = mosquitto["command"]
+    assert shell == "sh"
+    mounts = dict(_interpolated(v).split(":")[1::-1] for v in mosquitto["volumes"])
+    assert mounts[script] == "./mosquitto/reload-on-change.sh"
+    assert mosquitto["init"] is True  # docker stop's SIGTERM reaches the script's trap
+    subprocess.run(["sh", "-n", str(DEPLOY / "mosquitto/reload-on-change.sh")], check=True)
+    # It watches the files the config names; its default config is the one mounted.
+    text = (DEPLOY / "mosquitto/reload-on-change.sh").read_text()
+    assert "${MOSQUITTO_CONF:-/mosquitto/config/mosquitto.conf}" in text
+    assert mounts["/mosquitto/config/mosquitto.conf"] == "./mosquitto/mosquitto.conf"
+
+
+def test_the_example_service_accounts_are_the_cloud_logins() -> None:
+    settings = ApiSettings.from_yaml(DEPLOY / "cloud.example.yaml")
+    files = settings.api.broker_files
+    assert files is not None
+    assert settings.api.mqtt is not None
+    for login in (settings.cloud.mqtt, settings.api.mqtt):
+        assert login.username in files.services
+        assert login.password is not None
+        secret = files.services[login.username].get_secret_value()
+        assert login.password.get_secret_value() == secret
+
+
 def test_bind_mounts_exist(compose: dict[str, Any]) -> None:
     for name, service in compose["services"].items():
         for volume in service.get("volumes", []):
@@ -151,6 +233,8 @@ def test_every_cityops_service_command_is_accepted_by_the_cli(compose: dict[str,
         if name == "api":
             assert ctx.params["no_ingest"]
             assert ctx.params["workers"] == 2
+        if name == "broker-auth":
+            assert ctx.command_path == "cityops cloud broker sync"
     # Each ingest process has its own instance, hence its own MQTT client id.
     settings = CloudSettings.from_yaml(DEPLOY / "cloud.example.yaml")
     ids = {mqtt_client_id(settings, "ingest", instance=i) for i in instances}
@@ -224,6 +308,8 @@ def test_systemd_units_verify(tmp_path: Path) -> None:
     (tmp_path / "cityops-ingest@1.service").write_text(
         (tmp_path / "cityops-ingest@.service").read_text()
     )
+    for unit in (DEPLOY / "systemd").glob("*.path"):
+        (tmp_path / unit.name).write_text(unit.read_text())
     result = subprocess.run(
         [
             "systemd-analyze",
@@ -231,6 +317,8 @@ def test_systemd_units_verify(tmp_path: Path) -> None:
             "--man=no",
             str(tmp_path / "cityops-api.service"),
             str(tmp_path / "cityops-ingest@1.service"),
+            str(tmp_path / "cityops-broker-sync.service"),
+            str(tmp_path / "cityops-broker-sync.path"),
         ],
         capture_output=True,
         text=True,
@@ -239,3 +327,38 @@ def test_systemd_units_verify(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""  # unknown keys are only warnings: none allowed
+
+
+def test_systemd_broker_sync_applies_what_the_path_unit_watches() -> None:
+    """The path unit re-runs the sync on the API's writes; the sync installs those files."""
+    service = (DEPLOY / "systemd/cityops-broker-sync.service").read_text()
+    path = (DEPLOY / "systemd/cityops-broker-sync.path").read_text()
+    watched = set(re.findall(r"^PathChanged=(\S+)$", path, flags=re.MULTILINE))
+    assert re.search(r"^Unit=cityops-broker-sync.service$", path, flags=re.MULTILINE)
+    install = next(
+        shlex.split(line.partition("=")[2].removeprefix("+"))
+        for line in service.splitlines()
+        if line.startswith("ExecStartPost=+/usr/bin/install")
+    )
+    target = install.index("-t")
+    assert install[install.index("-o") + 1] == "mosquitto"  # the user Mosquitto reads as
+    assert install[install.index("-m") + 1] == "0600"
+    assert set(install[target + 2 :]) == watched
+    assert {Path(p).parent for p in watched} == {Path("/var/lib/cityops/broker")}
+    assert "ReadWritePaths=/var/lib/cityops" in service
+    assert re.search(r"^Before=.*\bmosquitto\.service\b", service, flags=re.MULTILINE)
+
+
+def test_every_cloud_process_reads_the_same_dispatch_routes(compose: dict[str, Any]) -> None:
+    """The ingest processes dispatch too: each CityOps container mounts the dispatch file."""
+    dispatch = CloudSettings.from_yaml(DEPLOY / "cloud.example.yaml").integrations.dispatch
+    assert dispatch is not None
+    cityops = [
+        n for n, s in compose["services"].items() if s.get("image") == "cityops-cloud:latest"
+    ]
+    assert {"api", "ingest-0", "ingest-1"} <= set(cityops)
+    for name in cityops:
+        volumes = compose["services"][name].get("volumes", [])
+        mounts = dict(_interpolated(v).split(":")[1::-1] for v in volumes)
+        assert mounts.get(str(dispatch)) == "./dispatch.example.yaml", name
+    assert load_dispatch(DEPLOY / "dispatch.example.yaml").routes == []

@@ -1,17 +1,11 @@
 """Registry -> password file + ACL -> the real Mosquitto: who may connect, publish and read."""
 
-import queue
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import paho.mqtt.client as mqtt
 import pytest
-from paho.mqtt.enums import CallbackAPIVersion
-from paho.mqtt.properties import Properties
-from paho.mqtt.reasoncodes import ReasonCode
 from sqlalchemy.orm import Session
 
 from cloud.broker.acl import ServiceAccount, ServiceRole
@@ -22,6 +16,7 @@ from cloud.db.devices import Device
 from cloud.services.mosquitto import Mosquitto, MosquittoConfig
 from shared.clock import utcnow
 from shared.topics import Channel, subscription, topic
+from tests.cloud.broker.peers import DENIED, OK, Peer, connect_rc
 
 pytestmark = pytest.mark.services
 
@@ -36,6 +31,14 @@ class Site:
     broker: Mosquitto
     files: BrokerFiles
     session: Session
+
+    @property
+    def host(self) -> str:
+        return self.broker.host
+
+    @property
+    def port(self) -> int:
+        return self.broker.port
 
     def sync(self) -> None:
         services = [
@@ -76,54 +79,6 @@ def site(tmp_path: Path) -> Iterator[Site]:
         yield s
         broker.stop()
     engine.dispose()
-
-
-class Peer:
-    """A paho MQTT 5 client that records reason codes and messages."""
-
-    def __init__(self, site: Site, user: str, password: str) -> None:
-        self.connack: queue.Queue[int] = queue.Queue()
-        self.pubacks: queue.Queue[int] = queue.Queue()
-        self.subacks: queue.Queue[list[int]] = queue.Queue()
-        self.messages: queue.Queue[bytes] = queue.Queue()
-        self.gone = threading.Event()
-        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=user, protocol=mqtt.MQTTv5)
-        self.client.username_pw_set(user, password)
-        self.client.on_connect = lambda _c, _u, _f, rc, _p: self.connack.put(int(rc.value))
-        self.client.on_publish = lambda _c, _u, _m, rc, _p: self.pubacks.put(int(rc.value))
-        self.client.on_subscribe = self._on_subscribe
-        self.client.on_message = lambda _c, _u, msg: self.messages.put(bytes(msg.payload))
-        self.client.on_disconnect = lambda *_args: self.gone.set()
-        self.client.connect(site.broker.host, site.broker.port)
-        self.client.loop_start()
-        self.rc = self.connack.get(timeout=5)
-
-    def _on_subscribe(
-        self, _c: mqtt.Client, _u: object, _mid: int, codes: list[ReasonCode], _p: Properties
-    ) -> None:
-        self.subacks.put([int(c.value) for c in codes])
-
-    def publish(self, topic_name: str, payload: bytes = b"{}", *, retain: bool = False) -> int:
-        self.client.publish(topic_name, payload, qos=1, retain=retain)
-        return self.pubacks.get(timeout=5)
-
-    def subscribe(self, filter_: str) -> int:
-        self.client.subscribe(filter_, qos=1)
-        return self.subacks.get(timeout=5)[0]
-
-    def close(self) -> None:
-        self.client.disconnect()  # first: it wakes the network loop, so loop_stop is quick
-        self.client.loop_stop()
-
-
-def connect_rc(site: Site, user: str, password: str) -> int:
-    peer = Peer(site, user, password)
-    peer.close()
-    return peer.rc
-
-
-OK = (0, 16)  # success, or success with no matching subscribers
-DENIED = 135
 
 
 def test_only_active_provisioned_devices_and_services_get_in(site: Site) -> None:

@@ -27,7 +27,8 @@ from cloud.settings import CloudSettings
 from shared.clock import utcnow
 from tests.cloud.ops.builders import add_device, event
 
-NEW_IN_0002 = {
+NEW_SINCE_BASELINE = {
+    ("add_index", "ix_incidents_status_id"),  # 0003
     ("add_table", "users"),
     ("add_table", "user_sessions"),
     ("add_index", "ix_user_sessions_username"),
@@ -68,7 +69,7 @@ def test_the_first_migration_is_the_schema_create_all_made(database_url: str) ->
     engine = make_engine(database_url)
     try:
         assert upgrade(engine, BASELINE) == (None, BASELINE)
-        assert {_named(d) for d in _differences(engine, target_metadata())} == NEW_IN_0002
+        assert {_named(d) for d in _differences(engine, target_metadata())} == NEW_SINCE_BASELINE
     finally:
         engine.dispose()
 

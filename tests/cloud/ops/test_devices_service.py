@@ -8,11 +8,12 @@ import pytest
 from pydantic import SecretStr
 from sqlalchemy.orm import Session, sessionmaker
 
-from cloud.broker.acl import ServiceRole
+from cloud.broker.acl import AclSpec, ServiceRole, render_acl
+from cloud.broker.registry import service_credentials, service_role
 from cloud.db.devices import Device
 from cloud.ops.audit import list_audit
 from cloud.ops.clock import ManualClock
-from cloud.ops.devices import DeviceFilter, DeviceService, DeviceUpsert, service_role
+from cloud.ops.devices import DeviceFilter, DeviceService, DeviceUpsert
 from cloud.ops.errors import ConflictError, NotFoundError
 from cloud.ops.roles import Actor, Principal, Role
 from cloud.runtime import build_runtime
@@ -206,10 +207,22 @@ def test_credentials_reach_the_broker_files_and_a_revoked_device_gets_none(
         ("cityops-ingest", ServiceRole.INGEST),
         ("cityops-admin", ServiceRole.ADMIN),
         ("cityops-api", ServiceRole.SERVE),
+        ("cityops-dispatch", ServiceRole.DISPATCH),
+        ("home-assistant-incidents", ServiceRole.INCIDENTS),
     ],
 )
 def test_service_role_by_account_name(name: str, role: ServiceRole) -> None:
     assert service_role(name) is role
+
+
+def test_incident_readers_read_their_departments_only() -> None:
+    passwords = {"cityops-dispatch": SecretStr("d"), "ha-parking": SecretStr("h")}
+    creds = service_credentials(passwords, {}, {"ha-parking": ["traffic-enforcement"]})
+    acl = render_acl(AclSpec(services=[c.account for c in creds]))
+    assert "user cityops-dispatch\ntopic write cityops/incidents/v1/#\n" in acl
+    assert "user ha-parking\ntopic read cityops/incidents/v1/traffic-enforcement/+\n" in acl
+    with pytest.raises(ValueError, match="incident_readers: 'nobody' is not in services"):
+        service_credentials(passwords, {}, {"nobody": ["x"]})
 
 
 def test_command_is_recorded_and_its_ack_missing_until_it_arrives(
