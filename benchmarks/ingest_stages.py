@@ -30,7 +30,8 @@ from typing import Any
 
 from ingest import make_event  # the event shape of benchmarks/ingest.py (run from this folder)
 
-from cloud.db.base import create_all, make_engine
+from cloud.db.base import make_engine
+from cloud.db.tables import create_all
 from cloud.ingest import gc_tuning
 from cloud.ingest.batch import Accepted, Batch, Received
 from cloud.ingest.state import IngestState

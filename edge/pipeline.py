@@ -23,7 +23,8 @@ from edge.detect.tflite import TfliteDetector
 from edge.motion.gate import MotionGate
 from edge.motion.lighting import LightingMonitor
 from edge.motion.static import StaticBlob, StaticForeground, StaticParams
-from edge.privacy.faces import FaceBlurrer, SnapshotRefusedError, make_blurrer
+from edge.privacy.blurrer import FaceBlurrer
+from edge.privacy.faces import SnapshotRefusedError, make_blurrer
 from edge.privacy.snapshot import crop_rect, encode_jpeg, snapshot
 from edge.rules.engine import RuleEngine, RuleEvent
 from edge.settings import EdgeSettings

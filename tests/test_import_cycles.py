@@ -1,28 +1,27 @@
 """The project's own modules import each other one way: no cycle, and ``shared`` imports no other.
 
-The graph is built from the sources with ``ast`` (nothing is imported). An edge is an import that
-runs when the module is imported: at module level, in a class body, or under a top-level
-``if``/``try``/``with``. Imports inside a function and under ``if TYPE_CHECKING:`` are lazy by
-design (the Pi must not need the cloud's dependencies; annotations only): they are kept apart
-and count only where ``LAYERED`` says.
+The graph is built from the sources with ``ast`` (nothing is imported). An edge is eager when the
+import runs as the module is imported: at module level, in a class body, or under a top-level
+``if``/``try``/``with``. An import inside a function is deferred (the Pi must not need the cloud's
+dependencies), one under ``if TYPE_CHECKING:`` is for annotations only. Eager imports make no
+cycle; nor do deferred ones: a function-local import that closes a cycle only hides it (the
+connector hub once imported its poller inside a method because the poller imported the routes,
+which import the hub). Annotation-only imports never run and may close one.
 ``from package import name`` is an edge to ``package.name`` when that is a module, else to
 ``package`` (its ``__init__``). grimp (import-linter's engine) was not used: it counts every
-import statement, function-local ones included, so it would report the deliberate lazy imports.
+import statement alike, annotation-only ones included.
 """
 
 import ast
 from collections.abc import Iterable, Iterator
+from enum import Enum
 from pathlib import Path
 
 from cityops.paths import REPO_ROOT
 
 PACKAGES = ("cityops", "cloud", "edge", "firmware", "provisioning", "shared")
-# Here a function-local import must not close a cycle either: the connector hub once imported
-# its poller inside a method because the poller imported the routes, which import the hub.
-# Elsewhere two lazy cycles remain: ``cloud.db.base.register_tables`` imports every table module
-# (each imports ``Base``); ``edge.privacy.faces.make_blurrer`` imports the audit, which imports
-# ``FaceBlurrer`` from faces.
-LAYERED = ("cloud.connectors", "cloud.ingest")
+Graph = dict[str, set[str]]
+"""Module -> the project modules it imports."""
 
 
 def _module_name(path: Path) -> str:
@@ -43,19 +42,31 @@ def _is_type_checking(test: ast.expr) -> bool:
     )
 
 
+class Kind(Enum):
+    EAGER = "eager"
+    """Module level, a class body, a top-level ``if``/``try``/``with``: runs at import."""
+    DEFERRED = "deferred"
+    """Inside a function: runs when it is called."""
+    TYPING = "typing"
+    """Under ``if TYPE_CHECKING:``: never runs."""
+
+
 def _imports(
-    nodes: Iterable[ast.AST], *, lazy: bool
-) -> Iterator[tuple[ast.Import | ast.ImportFrom, bool]]:
-    """Every import statement under *nodes*, with whether it is lazy (function or TYPE_CHECKING)."""
+    nodes: Iterable[ast.AST], kind: Kind
+) -> Iterator[tuple[ast.Import | ast.ImportFrom, Kind]]:
+    """Every import statement under *nodes*, with when it runs."""
     for node in nodes:
         if isinstance(node, ast.Import | ast.ImportFrom):
-            yield node, lazy
+            yield node, kind
         elif isinstance(node, ast.If) and _is_type_checking(node.test):
-            yield from _imports(node.body, lazy=True)
-            yield from _imports(node.orelse, lazy=lazy)
-        else:  # a function body runs when called; a class body or a top-level if/try at import
-            inner = lazy or isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda)
-            yield from _imports(ast.iter_child_nodes(node), lazy=inner)
+            yield from _imports(node.body, Kind.TYPING)
+            yield from _imports(node.orelse, kind)
+        elif kind is Kind.EAGER and isinstance(
+            node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda
+        ):
+            yield from _imports(ast.iter_child_nodes(node), Kind.DEFERRED)
+        else:  # a class body or a top-level if/try/with runs at import
+            yield from _imports(ast.iter_child_nodes(node), kind)
 
 
 def _targets(
@@ -76,22 +87,27 @@ def _targets(
         yield submodule if submodule in modules else base
 
 
-def import_graph() -> tuple[dict[str, set[str]], dict[str, set[str]]]:
-    """Module-level edges and lazy edges between the project's own modules."""
+def import_graph() -> dict[Kind, Graph]:
+    """Edges between the project's own modules, by when the import runs."""
     modules = project_modules()
-    eager: dict[str, set[str]] = {name: set() for name in modules}
-    lazy: dict[str, set[str]] = {name: set() for name in modules}
+    graphs: dict[Kind, Graph] = {kind: {name: set() for name in modules} for kind in Kind}
     for name, path in modules.items():
         tree = ast.parse(path.read_text(), filename=str(path))
         is_package = path.name == "__init__.py"
-        for node, is_lazy in _imports(tree.body, lazy=False):
+        for node, kind in _imports(tree.body, Kind.EAGER):
             for target in _targets(node, name, is_package, modules):
                 if target in modules and target != name:
-                    (lazy if is_lazy else eager)[name].add(target)
-    return eager, lazy
+                    graphs[kind][name].add(target)
+    return graphs
 
 
-def _components(graph: dict[str, set[str]]) -> list[set[str]]:
+def edges(*kinds: Kind) -> Graph:
+    """The import graph with the edges of *kinds* only."""
+    graphs = import_graph()
+    return {m: set().union(*(graphs[k][m] for k in kinds)) for m in graphs[Kind.EAGER]}
+
+
+def _components(graph: Graph) -> list[set[str]]:
     """Strongly connected components of more than one module (Tarjan)."""
     index: dict[str, int] = {}
     low: dict[str, int] = {}
@@ -126,7 +142,7 @@ def _components(graph: dict[str, set[str]]) -> list[set[str]]:
     return components
 
 
-def _cycle_from(graph: dict[str, set[str]], component: set[str], start: str) -> list[str]:
+def _cycle_from(graph: Graph, component: set[str], start: str) -> list[str]:
     """The shortest cycle from *start* back to it inside its component (breadth-first)."""
     paths = {start: [start]}
     frontier = [start]
@@ -147,14 +163,12 @@ def _within(module: str, packages: tuple[str, ...]) -> bool:
     return any(module == p or module.startswith(f"{p}.") for p in packages)
 
 
-def find_cycles(graph: dict[str, set[str]], through: tuple[str, ...] = PACKAGES) -> list[list[str]]:
-    """The shortest cycle (``[a, b, a]``) through a module of *through*, one per component."""
-    cycles = []
-    for component in _components(graph):
-        starts = sorted(m for m in component if _within(m, through))
-        if starts:
-            cycles.append(min((_cycle_from(graph, component, m) for m in starts), key=len))
-    return cycles
+def find_cycles(graph: Graph) -> list[list[str]]:
+    """The shortest cycle (``[a, b, a]``) of each component that has one."""
+    return [
+        min((_cycle_from(graph, component, m) for m in sorted(component)), key=len)
+        for component in _components(graph)
+    ]
 
 
 def _chains(cycles: list[list[str]]) -> str:
@@ -162,22 +176,19 @@ def _chains(cycles: list[list[str]]) -> str:
 
 
 def test_project_modules_have_no_import_cycle() -> None:
-    eager, _ = import_graph()
-    cycles = find_cycles(eager)
+    cycles = find_cycles(edges(Kind.EAGER))
     assert not cycles, f"import cycles (module-level imports):\n{_chains(cycles)}"
 
 
-def test_no_function_local_import_hides_a_cycle_in_connectors_or_ingest() -> None:
-    eager, lazy = import_graph()
-    cycles = find_cycles({m: eager[m] | lazy[m] for m in eager}, through=LAYERED)
-    assert not cycles, f"import cycles closed by a lazy import:\n{_chains(cycles)}"
+def test_no_function_local_import_hides_a_cycle() -> None:
+    cycles = find_cycles(edges(Kind.EAGER, Kind.DEFERRED))
+    assert not cycles, f"import cycles closed by a function-local import:\n{_chains(cycles)}"
 
 
 def test_shared_imports_no_other_project_package() -> None:
-    eager, lazy = import_graph()
+    graph = edges(*Kind)
     outward = sorted(
         f"{importer} -> {imported}"
-        for graph in (eager, lazy)
         for importer, targets in graph.items()
         if _within(importer, ("shared",))
         for imported in targets

@@ -13,7 +13,8 @@ from cityops.demo.supervisor import Supervisor
 from cloud.broker.acl import ServiceAccount, ServiceRole
 from cloud.broker.passwords import hash_password, password_file
 from cloud.broker.registry import BrokerFiles, ServiceCredential, sync_broker
-from cloud.db.base import create_all, make_engine, make_sessionmaker
+from cloud.db.base import make_engine, make_sessionmaker
+from cloud.db.tables import create_all
 from cloud.services.influxd import InfluxConfig, Influxd
 from cloud.services.mosquitto import Mosquitto, MosquittoConfig
 from cloud.services.ports import free_port

@@ -1,4 +1,4 @@
-"""Declarative base and engine factory shared by every table module."""
+"""Declarative base and engine factory shared by every table module (it imports none of them)."""
 
 from datetime import UTC, datetime
 
@@ -47,21 +47,3 @@ def make_engine(url: str) -> Engine:
 
 def make_sessionmaker(engine: Engine) -> sessionmaker:  # type: ignore[type-arg]
     return sessionmaker(engine, expire_on_commit=False)
-
-
-def register_tables() -> None:
-    """Import every table module: importing one registers its tables on ``Base.metadata``."""
-    import cloud.db.devices
-    import cloud.db.ingest
-    import cloud.db.ops
-    import cloud.db.users
-    import cloud.dispatch.tables  # noqa: F401
-
-
-def create_all(engine: Engine) -> None:
-    """Create every table that does not exist yet (idempotent; changes no existing table).
-
-    Columns added to existing tables come from the migrations (``cloud.db.schema``).
-    """
-    register_tables()
-    Base.metadata.create_all(engine)

@@ -18,20 +18,14 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, MetaData, inspect, text
+from sqlalchemy import Engine, inspect, text
 from sqlalchemy.engine import Connection
 
-from cloud.db.base import Base, create_all, register_tables
+from cloud.db.tables import create_all
 
 BASELINE = "0001"
 """The first migration: the schema ``create_all`` made before migrations existed."""
 _MIGRATE_LOCK = 0x43_4F_4D_49_47  # "COMIG"
-
-
-def target_metadata() -> MetaData:
-    """Every table of every table module: what the newest migration must make."""
-    register_tables()
-    return Base.metadata
 
 
 def alembic_config(connection: Connection) -> Config:

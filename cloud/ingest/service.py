@@ -28,8 +28,8 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from cloud.db.base import create_all
 from cloud.db.ingest import RejectReason
+from cloud.db.tables import create_all
 from cloud.ingest.batch import Accepted, Batch, Received, Rejection
 from cloud.ingest.confirm import event_acks, refused_event
 from cloud.ingest.gc_tuning import tune_for_batches

@@ -16,7 +16,7 @@ from edge.camera.frame import Frame, Image
 from edge.detect.base import Detection
 from edge.detect.regions import Rect
 from edge.motion.static import StaticBlob
-from edge.privacy.faces import FaceBlurrer
+from edge.privacy.blurrer import FaceBlurrer
 from edge.track.tracker import Track
 from shared.config import CameraConfig, ZoneKind
 

@@ -11,7 +11,7 @@ import numpy as np
 
 from edge.camera.frame import Image
 from edge.debug.overlay import Annotator, FrameView
-from edge.privacy.faces import FaceBlurrer
+from edge.privacy.blurrer import FaceBlurrer
 
 STILL_WIDTH = 320
 

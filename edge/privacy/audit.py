@@ -27,7 +27,7 @@ from cityops.paths import audit_model_path
 from edge.camera.frame import Image
 from edge.detect.regions import Rect
 from edge.privacy.blazeface import FULL_RANGE, BlazeFaceModel
-from edge.privacy.faces import FaceBlurrer
+from edge.privacy.blurrer import FaceBlurrer
 
 FLAT_STD = 3.0
 """Grey-level spread of a 3×3 neighbourhood under which a pixel is flat (inside a block)."""

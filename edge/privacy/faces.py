@@ -15,7 +15,7 @@ at start and on every image it sends.
 import logging
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -23,7 +23,9 @@ import numpy as np
 from cityops import paths
 from edge.camera.frame import Image
 from edge.detect.regions import Rect
+from edge.privacy.audit import AuditingBlurrer, FaceAuditor
 from edge.privacy.blazeface import BACK, BlazeFaceModel
+from edge.privacy.blurrer import FaceBlurrer
 
 if TYPE_CHECKING:
     from edge.settings import SnapshotSettings
@@ -35,11 +37,6 @@ HEAD_FRACTION = 0.3
 FACE_MARGIN = 0.25
 BLOCKS = 5
 """A face becomes at most BLOCKS×BLOCKS flat squares: a shape, no identity."""
-
-
-class FaceBlurrer(Protocol):
-    def blur(self, image: Image, people: Sequence[Rect] = ()) -> Image:
-        """Return a copy of *image* with faces (and the heads of *people*) unreadable."""
 
 
 def face_model_path() -> Path | None:
@@ -87,8 +84,6 @@ def make_blurrer(snap: "SnapshotSettings") -> FaceBlurrer | None:
     blurrer = _blurrer(snap)
     if blurrer is None or snap.privacy_audit is None or isinstance(blurrer, RefusingBlurrer):
         return blurrer
-    from edge.privacy.audit import AuditingBlurrer, FaceAuditor
-
     return AuditingBlurrer(blurrer, FaceAuditor(), max_side=snap.max_side, log=snap.privacy_audit)
 
 

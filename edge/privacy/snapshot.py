@@ -7,7 +7,7 @@ import numpy as np
 
 from edge.camera.frame import Image
 from edge.detect.regions import Rect
-from edge.privacy.faces import FaceBlurrer
+from edge.privacy.blurrer import FaceBlurrer
 from shared.limits import MAX_SNAPSHOT_BYTES
 
 MIN_CROP = 0.25

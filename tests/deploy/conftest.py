@@ -19,8 +19,9 @@ import pytest
 import yaml
 from sqlalchemy.orm import Session
 
-from cloud.db.base import create_all, make_engine
+from cloud.db.base import make_engine
 from cloud.db.devices import Device
+from cloud.db.tables import create_all
 from cloud.services.influxd import Influxd
 from cloud.services.ports import free_port
 from cloud.services.prometheus import (

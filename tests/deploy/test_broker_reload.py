@@ -24,8 +24,9 @@ from typer.testing import CliRunner
 
 from cityops.cli import app
 from cloud.broker.passwords import hash_password
-from cloud.db.base import create_all, make_engine
+from cloud.db.base import make_engine
 from cloud.db.devices import Device
+from cloud.db.tables import create_all
 from cloud.services.ports import free_port, wait_tcp
 from tests.cloud.broker.peers import DENIED, connect_rc
 from tests.conftest import need

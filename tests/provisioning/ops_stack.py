@@ -29,7 +29,8 @@ def run_ops_api(broker: Broker, workdir: Path) -> Iterator[OpsStack]:
 
     from cloud.api.app import create_app
     from cloud.api.settings import ApiOptions, ApiSettings, BrokerFilesSettings
-    from cloud.db.base import create_all, make_engine
+    from cloud.db.base import make_engine
+    from cloud.db.tables import create_all
     from cloud.ops.keys import create_api_key
 
     workdir.mkdir(parents=True, exist_ok=True)

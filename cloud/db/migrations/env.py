@@ -3,9 +3,9 @@
 from alembic import context
 from sqlalchemy.engine import Connection
 
-from cloud.db.schema import target_metadata
+from cloud.db.tables import METADATA
 
 connection: Connection = context.config.attributes["connection"]
-context.configure(connection=connection, target_metadata=target_metadata(), render_as_batch=True)
+context.configure(connection=connection, target_metadata=METADATA, render_as_batch=True)
 with context.begin_transaction():
     context.run_migrations()

@@ -11,8 +11,9 @@ from sqlalchemy.orm import Session
 from cloud.broker.acl import ServiceAccount, ServiceRole
 from cloud.broker.passwords import hash_password
 from cloud.broker.registry import BrokerFiles, ServiceCredential, sync_broker
-from cloud.db.base import create_all, make_engine
+from cloud.db.base import make_engine
 from cloud.db.devices import Device
+from cloud.db.tables import create_all
 from cloud.services.mosquitto import Mosquitto, MosquittoConfig
 from shared.clock import utcnow
 from shared.topics import Channel, subscription, topic

@@ -6,7 +6,8 @@ import pytest
 from sqlalchemy import Engine
 from sqlalchemy.orm import sessionmaker
 
-from cloud.db.base import create_all, make_engine
+from cloud.db.base import make_engine
+from cloud.db.tables import create_all
 from cloud.ops.rules import Router, RoutingConfig
 from cloud.ops.service import IncidentFilter, OpsService
 from cloud.ops.sessions import SessionLimits, open_session, resolve_session

@@ -7,7 +7,8 @@ from sqlalchemy import Engine
 from typer.testing import CliRunner
 
 from cityops.cli import app
-from cloud.db.base import create_all, make_engine, make_sessionmaker
+from cloud.db.base import make_engine, make_sessionmaker
+from cloud.db.tables import create_all
 from cloud.ops.users import check_login
 
 

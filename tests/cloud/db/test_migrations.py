@@ -13,10 +13,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner
 
 from cityops.cli import app as cityops_app
-from cloud.db.base import Base, create_all, make_engine
+from cloud.db.base import make_engine
 from cloud.db.devices import Device
 from cloud.db.ops import ApiKey, Incident
-from cloud.db.schema import BASELINE, current, head, prepare_schema, target_metadata, upgrade
+from cloud.db.schema import BASELINE, current, head, prepare_schema, upgrade
+from cloud.db.tables import METADATA, create_all
 from cloud.db.users import User
 from cloud.ops.keys import create_api_key, issue_ticket, redeem_ticket
 from cloud.ops.rules import Router, RoutingConfig
@@ -69,7 +70,7 @@ def test_the_first_migration_is_the_schema_create_all_made(database_url: str) ->
     engine = make_engine(database_url)
     try:
         assert upgrade(engine, BASELINE) == (None, BASELINE)
-        assert {_named(d) for d in _differences(engine, target_metadata())} == NEW_SINCE_BASELINE
+        assert {_named(d) for d in _differences(engine, METADATA)} == NEW_SINCE_BASELINE
     finally:
         engine.dispose()
 
@@ -79,10 +80,10 @@ def test_the_migrations_make_every_table_of_every_module(database_url: str) -> N
     engine = make_engine(database_url)
     try:
         assert upgrade(engine) == (None, head())
-        assert _differences(engine, target_metadata()) == []
+        assert _differences(engine, METADATA) == []
         # The comparison does see a table no migration made.
         extra = MetaData()
-        for table in target_metadata().sorted_tables:
+        for table in METADATA.sorted_tables:
             table.to_metadata(extra)
         Table("not_migrated", extra, Column("id", Integer, primary_key=True))
         assert [_named(d) for d in _differences(engine, extra)] == [("add_table", "not_migrated")]
@@ -111,7 +112,7 @@ def test_a_database_at_the_baseline_is_upgraded_with_its_data(database_url: str)
         add_device(sessions, "dev-a")
         OpsService(sessions, Router(RoutingConfig.default())).apply_events([event()])
         assert upgrade(engine) == (BASELINE, head())
-        assert _differences(engine, target_metadata()) == []
+        assert _differences(engine, METADATA) == []
         with Session(engine) as session:
             assert session.scalar(select(func.count()).select_from(Incident)) == 1
             assert session.get(Device, "dev-a") is not None
@@ -134,11 +135,11 @@ def test_new_tables_that_create_all_already_made_are_kept(database_url: str) -> 
         upgrade(engine, BASELINE)
         create_all(engine)  # as prepare_schema did at 0001
         # That create_all did not know the dispatch outbox (the dispatcher made it, if it ran).
-        Base.metadata.tables["dispatch_deliveries"].drop(engine)
+        METADATA.tables["dispatch_deliveries"].drop(engine)
         with Session(engine) as session:
             create_user(session, "ana", "a long enough passphrase", "operator")
         assert upgrade(engine) == (BASELINE, head())
-        assert _differences(engine, target_metadata()) == []
+        assert _differences(engine, METADATA) == []
         with Session(engine) as session:
             assert session.get(User, "ana") is not None
         prepare_schema(engine)  # every later start: nothing left to do

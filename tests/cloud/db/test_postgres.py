@@ -13,10 +13,11 @@ import pytest
 from sqlalchemy import Engine, func, inspect, select
 from sqlalchemy.orm import Session
 
-from cloud.db.base import create_all, make_engine
+from cloud.db.base import make_engine
 from cloud.db.devices import Device
 from cloud.db.ingest import DeadLetter, RejectReason, SeenEvent
 from cloud.db.ops import ApiKey, AuditEntry, Incident, IncidentEvent
+from cloud.db.tables import create_all
 from cloud.ingest.batch import DeviceUpdate, Received, Rejection
 from cloud.ingest.state import IngestState
 from cloud.services.postgres import Postgres, PostgresConfig

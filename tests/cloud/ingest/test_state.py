@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, select
 
-from cloud.db.base import create_all, make_engine
+from cloud.db.base import make_engine
 from cloud.db.devices import Device
 from cloud.db.ingest import DeadLetter, RejectReason, SeenEvent
+from cloud.db.tables import create_all
 from cloud.ingest.batch import DeviceUpdate, Received, Rejection
 from cloud.ingest.state import IngestState
 from shared.clock import utcnow

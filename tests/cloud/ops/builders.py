@@ -6,8 +6,9 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from cloud.db.base import create_all, make_engine
+from cloud.db.base import make_engine
 from cloud.db.devices import Device
+from cloud.db.tables import create_all
 from shared.clock import utcnow
 from shared.events import Box, DetectedObject, Event, EventKind, Location, Phase, Severity
 from shared.ids import new_id
