@@ -100,37 +100,8 @@ class IncidentOut(_Out):
 
     @classmethod
     def of(cls, row: Incident) -> "IncidentOut":
-        return cls(
-            id=row.id,
-            kind=EventKind(row.kind),
-            department=row.department,
-            rule=row.rule,
-            severity=Severity(row.severity),
-            status=IncidentStatus(row.status),
-            title=row.title,
-            device_id=row.device_id,
-            camera_id=row.camera_id,
-            zone_id=row.zone_id,
-            lat=row.lat,
-            lon=row.lon,
-            first_event_id=row.first_event_id,
-            last_event_id=row.last_event_id,
-            event_count=row.event_count,
-            last_event_at=row.last_event_at,
-            assignee=row.assignee,
-            checklist=[ChecklistItem.model_validate(c) for c in row.checklist],
-            notes=[Note.model_validate(n) for n in row.notes],
-            opened_at=row.opened_at,
-            acknowledged_at=row.acknowledged_at,
-            dispatched_at=row.dispatched_at,
-            closed_at=row.closed_at,
-            ack_due_at=row.ack_due_at,
-            resolve_due_at=row.resolve_due_at,
-            ack_breached=row.ack_breached,
-            resolve_breached=row.resolve_breached,
-            escalation_level=row.escalation_level,
-            updated_at=row.updated_at,
-        )
+        """From the database row: one validation in pydantic-core (the queue's hot path)."""
+        return cls.model_validate(row, from_attributes=True)
 
 
 class IncidentChange(_Out):

@@ -13,7 +13,7 @@ from datetime import timedelta
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import ColumnElement, and_, case, func, or_, select, text
+from sqlalchemy import ColumnElement, Row, and_, case, func, or_, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from cloud.db.devices import Device
@@ -321,7 +321,12 @@ class OpsService:
     ) -> IncidentPage:
         """Newest first (or ``by_severity``); *visible* limits departments (None: all)."""
         first = (_severity_rank.desc(),) if query.by_severity else ()
-        stmt = select(Incident).order_by(*first, Incident.id.desc()).limit(query.limit + 1)
+        # Rows, not ORM objects: a page is read, never changed, and validated in one step each.
+        stmt = (
+            select(*Incident.__table__.columns)
+            .order_by(*first, Incident.id.desc())
+            .limit(query.limit + 1)
+        )
         if query.statuses:
             stmt = stmt.where(Incident.status.in_([s.value for s in query.statuses]))
         departments = set(query.departments) if query.departments else None
@@ -341,11 +346,11 @@ class OpsService:
         if query.cursor:
             stmt = stmt.where(_after(query.cursor, by_severity=query.by_severity))
         with self.sessions() as session:
-            rows = list(session.scalars(stmt))
+            rows = list(session.execute(stmt))
         more = len(rows) > query.limit
         rows = rows[: query.limit]
         return IncidentPage(
-            items=[IncidentOut.of(r) for r in rows],
+            items=[IncidentOut.model_validate(r, from_attributes=True) for r in rows],
             next_cursor=_cursor(rows[-1], by_severity=query.by_severity) if more and rows else None,
         )
 
@@ -577,5 +582,5 @@ def _after(cursor: str, *, by_severity: bool) -> ColumnElement[bool]:
     return or_(_severity_rank < rank, and_(_severity_rank == rank, Incident.id < last_id))
 
 
-def _cursor(row: Incident, *, by_severity: bool) -> str:
+def _cursor(row: Incident | Row[Any], *, by_severity: bool) -> str:
     return f"{Severity(row.severity).rank}:{row.id}" if by_severity else row.id
