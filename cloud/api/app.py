@@ -8,19 +8,17 @@
 import asyncio
 import contextlib
 import logging
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
 
-from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi import APIRouter, FastAPI
 from prometheus_client import CollectorRegistry
 from sqlalchemy import select
 
 from cloud.api import openapi as api_openapi
 from cloud.api import problems
 from cloud.api.context import ApiContext
-from cloud.api.metrics import ApiMetrics
+from cloud.api.metrics import ApiMetrics, RequestMetrics
 from cloud.api.mqtt import ApiMqtt
 from cloud.api.routes import devices, events, incidents, live, system
 from cloud.api.settings import ApiSettings
@@ -194,18 +192,7 @@ def create_app(
         app.include_router(router)
     install_console(app)
 
-    @app.middleware("http")
-    async def _measure(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        started = time.perf_counter()
-        response = await call_next(request)
-        route: Any = request.scope.get("route")
-        template = getattr(route, "path", "unmatched")
-        metrics.requests.labels(request.method, template, str(response.status_code)).inc()
-        metrics.latency.labels(template).observe(time.perf_counter() - started)
-        return response
-
+    app.add_middleware(RequestMetrics, metrics=metrics)
     return app
 
 
