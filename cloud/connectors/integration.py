@@ -13,7 +13,6 @@ only its routes (``/api/v1/dispatch/...``) are mounted.
 
 import asyncio
 import logging
-import os
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -35,8 +34,6 @@ from shared.events import Event
 from shared.telemetry import Telemetry
 
 logger = logging.getLogger(__name__)
-
-SOURCES_ENV = "CITYOPS_INTEGRATIONS_SOURCES"
 
 
 class DeferredWriter:
@@ -71,12 +68,6 @@ class Integrations:
     def from_files(cls, sources_path: Path | None = None) -> "Integrations":
         """Load ``sources.yaml`` (no connectors when absent)."""
         return cls(load_sources(sources_path) if sources_path else None)
-
-    @classmethod
-    def from_env(cls) -> "Integrations":
-        """The path from ``CITYOPS_INTEGRATIONS_SOURCES``."""
-        sources = os.environ.get(SOURCES_ENV)
-        return cls.from_files(Path(sources) if sources else None)
 
     def current_dispatcher(self) -> Dispatcher:
         if self.dispatcher is None:
