@@ -1,10 +1,10 @@
-"""Gauges computed from the SQL state at scrape time: devices, open incidents, dead letters.
+"""Gauges computed from the SQL state at scrape time: devices, incidents, dead letters, dispatch.
 
 Nothing is kept in memory, so every API process reports the same numbers and a restart loses
-nothing. Label values are bounded: sites, departments, severities, statuses, reject reasons and
-connector ids come from configuration or short enums. The only per-device families are the six
-``cityops_device_*`` gauges, one series each per registered, not revoked device (``info`` also
-for never-seen ones): 1,000 devices make at most 6,000 series.
+nothing. Label values are bounded: sites, departments, severities, statuses, reject reasons,
+dispatch routes and connector ids come from configuration or short enums. The only per-device
+families are the six ``cityops_device_*`` gauges, one series each per registered, not revoked
+device (``info`` also for never-seen ones): 1,000 devices make at most 6,000 series.
 """
 
 import logging
@@ -25,6 +25,7 @@ from cloud.connectors.health import SourceHealthOut
 from cloud.db.devices import Device
 from cloud.db.ingest import DeadLetter, RejectReason
 from cloud.db.ops import Incident
+from cloud.dispatch.tables import Delivery, DeliveryStatus
 from cloud.ops.clock import Clock
 from cloud.ops.models import IncidentStatus
 from shared.clock import ensure_utc
@@ -36,6 +37,9 @@ DEVICE_STATES = ("ok", "offline", "silent", "camera_down", "never_seen", "revoke
 """``state`` label of ``cityops_devices``: the API's device health, plus ``revoked``."""
 BLIND = frozenset({"offline", "silent", "camera_down"})
 OPEN = tuple(s.value for s in IncidentStatus if not s.closed)
+UNDELIVERED = (DeliveryStatus.PENDING.value, DeliveryStatus.DEAD.value)
+"""``status`` label of ``cityops_dispatch_deliveries``: the delivered rows, kept for good, are
+not counted (only these two statuses are read, through the ``(status, next_attempt_at)`` index)."""
 
 
 def _ts(value: datetime | None) -> float | None:
@@ -55,7 +59,7 @@ def _outbox(telemetry: dict[str, Any] | None) -> float | None:
 
 
 class StateCollector(Collector):
-    """Devices by state per site, per-device health, open incidents, SLA breaches, dead letters."""
+    """Devices by state and health, open incidents, dead letters, dispatch not yet delivered."""
 
     def __init__(
         self, sessions: sessionmaker[Session], clock: Clock, silent_after_s: float
@@ -79,6 +83,7 @@ class StateCollector(Collector):
                     *self._devices(session),
                     *self._incidents(session),
                     self._dead_letters(session),
+                    *self._dispatch(session),
                 ]
         except SQLAlchemyError as exc:
             logger.warning("metrics: the state database did not answer: %s", exc)
@@ -246,6 +251,45 @@ class StateCollector(Collector):
         for reason in sorted({r.value for r in RejectReason} | set(counts)):
             family.add_metric([reason], counts.get(reason, 0))
         return family
+
+    @staticmethod
+    def _dispatch(session: Session) -> list[Metric]:
+        deliveries = GaugeMetricFamily(
+            "cityops_dispatch_deliveries",
+            "Deliveries to department systems waiting to be sent (pending) or given up (dead: "
+            "GET /api/v1/dispatch/deliveries?status=dead), by route.",
+            labels=["route", "status"],
+        )
+        oldest = GaugeMetricFamily(
+            "cityops_dispatch_oldest_pending_timestamp_seconds",
+            "Unix time the route's oldest pending delivery was queued (age: time() - this).",
+            labels=["route"],
+        )
+        rows = session.execute(
+            select(
+                Delivery.route_id,
+                Delivery.status,
+                func.count(),
+                func.min(Delivery.created_at),
+            )
+            .where(Delivery.status.in_(UNDELIVERED))
+            .group_by(Delivery.route_id, Delivery.status)
+        ).all()
+        counts: dict[tuple[str, str], int] = {}
+        first: dict[str, datetime] = {}
+        for route, status, count, created in rows:
+            counts[route, status] = count
+            queued = _aware(created)
+            if status == DeliveryStatus.PENDING.value and queued is not None:
+                first[route] = queued
+        # A route with anything undelivered gets both statuses, so its dead count reads 0 (not
+        # absent) once its dead letters are retried while others of the route still wait.
+        for route in sorted({route for route, _ in counts}):
+            for status in UNDELIVERED:
+                deliveries.add_metric([route, status], counts.get((route, status), 0))
+        for route, at in sorted(first.items()):
+            oldest.add_metric([route], at.timestamp())
+        return [deliveries, oldest]
 
 
 def _aware(value: datetime | None) -> datetime | None:

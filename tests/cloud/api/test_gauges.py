@@ -8,16 +8,24 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import Engine, insert
+from sqlalchemy import event as sa_event
+from sqlalchemy.orm import sessionmaker
 
 from cloud.api.app import add_metrics_registry, create_app
-from cloud.api.gauges import DEVICE_STATES, ConnectorCollector
+from cloud.api.gauges import DEVICE_STATES, ConnectorCollector, StateCollector
 from cloud.connectors.health import SourceHealth
+from cloud.db.base import make_engine
 from cloud.db.devices import Device
 from cloud.db.ingest import DeadLetter
+from cloud.db.tables import create_all
+from cloud.dispatch.config import DispatchConfig
+from cloud.dispatch.tables import Delivery, DeliveryStatus
 from cloud.ingest.metrics import IngestMetrics
 from cloud.ops.clock import ManualClock
+from cloud.services.ports import free_port
 from shared.events import EventKind
 from tests.cloud.api.conftest import make_settings
 from tests.cloud.ops.builders import event
@@ -145,6 +153,135 @@ async def test_devices_incidents_and_dead_letters_from_the_sql_state(tmp_path: P
     (build,) = [labels for name, labels in samples(text) if name == "cityops_build_info"]
     assert dict(build)["component"] == "api"
     assert set(dict(build)) == {"component", "version", "python_version"}
+
+
+def webhook_route(route_id: str, department: str, url: str) -> dict[str, Any]:
+    target = {"type": "webhook", "url": url, "secret_env": "GAUGES_DEPT_SECRET", "timeout_s": 2}
+    return {"id": route_id, "departments": [department], "target": target}
+
+
+async def test_dispatch_deliveries_not_delivered_by_route(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GAUGES_DEPT_SECRET", "department-secret")
+    closed = f"http://127.0.0.1:{free_port()}/orders"  # nothing listens: every try fails
+    dispatch = DispatchConfig.model_validate(
+        {
+            "max_attempts": 1,  # dead after the first failure
+            "routes": [
+                webhook_route("civil-orders", "civil-protection", closed),
+                webhook_route("traffic-orders", "traffic-enforcement", closed),
+            ],
+        }
+    )
+    app = create_app(make_settings(tmp_path), dispatch=dispatch, background=False)
+    ops, dispatcher = app.state.ops, app.state.ctx.runtime.dispatcher
+    await ops.on_events([event(EventKind.ABANDONED_OBJECT, observed_at=T0)])
+    assert await dispatcher.deliver_due() == 1  # refused by the closed port: dead
+    for zone in ("bay", "bay-2"):  # two traffic incidents, not sent: pending
+        parking = event(EventKind.ILLEGAL_PARKING, device_id="dev-b", zone_id=zone, observed_at=T0)
+        await ops.on_events([parking])
+    with app.state.sessions() as session:  # delivered long ago: the gauges leave it out
+        session.add(
+            Delivery(
+                id="delivered-1",
+                route_id="archive",
+                target_type="webhook",
+                incident_id="i-1",
+                department="civil-protection",
+                change_type="created",
+                payload="{}",
+                status=DeliveryStatus.DELIVERED.value,
+                created_at=T0,
+                delivered_at=T0,
+            )
+        )
+        session.commit()
+    text = app.state.metrics.render().decode()
+
+    def deliveries(route: str, status: str) -> float | None:
+        return value(text, "cityops_dispatch_deliveries", route=route, status=status)
+
+    assert deliveries("civil-orders", "dead") == 1
+    assert deliveries("civil-orders", "pending") == 0
+    assert deliveries("traffic-orders", "pending") == 2
+    assert deliveries("traffic-orders", "dead") == 0
+    dispatched = [k for k in samples(text) if k[0].startswith("cityops_dispatch_")]
+    assert not [k for k in dispatched if ("route", "archive") in k[1]]
+    assert {dict(k[1]).get("status") for k in dispatched} <= {"pending", "dead", None}
+    pending = dispatcher.list_deliveries(DeliveryStatus.PENDING)
+    assert [d.route_id for d in pending] == ["traffic-orders"] * 2
+    oldest = "cityops_dispatch_oldest_pending_timestamp_seconds"
+    assert (
+        value(text, oldest, route="traffic-orders")
+        == min(d.created_at for d in pending).timestamp()
+    )
+    assert value(text, oldest, route="civil-orders") is None  # nothing pending there
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
+def test_dispatch_gauges_read_the_undelivered_through_the_due_index(
+    database: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """The delivered history grows for good; the scrape reads only pending and dead rows."""
+    url = (
+        f"sqlite:///{tmp_path / 'state.sqlite'}"
+        if database == "sqlite"
+        else request.getfixturevalue("postgres_db")
+    )
+    engine = make_engine(url)
+    try:
+        plan = _scrape_plan(engine, analyze=database == "postgresql")
+    finally:
+        engine.dispose()
+    assert "ix_dispatch_due" in plan, plan
+    assert "Seq Scan" not in plan, plan
+
+
+def _scrape_plan(engine: Engine, *, analyze: bool) -> str:
+    """Scrape 20,000 delivered and 2 undelivered deliveries; the plan of the dispatch query."""
+    create_all(engine)
+    row = {
+        "target_type": "webhook",
+        "incident_id": "i-1",
+        "department": "civil-protection",
+        "change_type": "created",
+        "payload": "{}",
+        "created_at": T0,
+        "next_attempt_at": T0,
+        "updated_at": T0,
+    }
+    with engine.begin() as conn:
+        conn.execute(
+            insert(Delivery),
+            [
+                {**row, "id": f"d-{i:06d}", "route_id": f"route-{i % 5}", "status": "delivered"}
+                for i in range(20_000)
+            ]
+            + [
+                {**row, "id": "p-1", "route_id": "route-1", "status": "pending"},
+                {**row, "id": "x-1", "route_id": "route-2", "status": "dead"},
+            ],
+        )
+        if analyze:  # PostgreSQL plans from statistics; autovacuum would gather them later
+            conn.exec_driver_sql("ANALYZE dispatch_deliveries")
+    statements: list[tuple[str, Any]] = []
+
+    @sa_event.listens_for(engine, "before_cursor_execute")
+    def keep(_c: Any, _cur: Any, statement: str, parameters: Any, _ctx: Any, _many: bool) -> None:
+        if "dispatch_deliveries" in statement:
+            statements.append((statement, parameters))
+
+    registry = CollectorRegistry()
+    registry.register(StateCollector(sessionmaker(engine), ManualClock(T0), 60))
+    text = generate_latest(registry).decode()
+    assert value(text, "cityops_dispatch_deliveries", route="route-1", status="pending") == 1
+    assert value(text, "cityops_dispatch_deliveries", route="route-2", status="dead") == 1
+    assert not [k for k in samples(text) if ("route", "route-3") in k[1]]  # delivered only
+    ((statement, parameters),) = statements
+    explain = "EXPLAIN QUERY PLAN " if engine.dialect.name == "sqlite" else "EXPLAIN "
+    with engine.connect() as conn:
+        return " ".join(str(r) for r in conn.exec_driver_sql(explain + statement, parameters))
 
 
 def test_connector_health_as_metrics() -> None:
