@@ -45,6 +45,7 @@ from cloud.services.ports import free_port
 from cloud.settings import InfluxSettings, StoreSettings
 from cloud.store import build_store
 from cloud.store.base import EventQuery
+from shared.clock import utcnow
 from shared.events import Event, EventKind
 from shared.topics import Channel
 from tests.cloud.ingest.conftest import eventually
@@ -538,8 +539,24 @@ async def test_serve_workers_metrics_add_up_over_workers(
     engine = make_engine(postgres_db)
     with Session(engine) as session:
         session.add(Device(id="cam-1", site="harbour", device_type="raspberrypi5"))
+        queued = utcnow()
+        session.add_all(  # no route configured here: they stay as they are
+            Delivery(
+                id=f"delivery-{status}",
+                route_id="civil-protection-orders",
+                target_type="webhook",
+                incident_id="incident-1",
+                department="civil-protection",
+                change_type="created",
+                payload="{}",
+                status=status,
+                created_at=queued,
+            )
+            for status in (DeliveryStatus.PENDING.value, DeliveryStatus.DEAD.value)
+        )
         session.commit()
     engine.dispose()
+    orders = {"route": "civil-protection-orders"}
 
     for _ in range(REQUESTS // 10):
         got = await asyncio.gather(*(_get(port, "/healthz") for _ in range(10)))
@@ -558,6 +575,10 @@ async def test_serve_workers_metrics_add_up_over_workers(
         assert _value(samples, "cityops_state_database_up") == 1
         assert _value(samples, "cityops_devices", site="harbour", state="never_seen") == 1
         assert _value(samples, "cityops_ingest_dead_letters", reason="schema") == 0
+        assert _value(samples, "cityops_dispatch_deliveries", **orders, status="dead") == 1
+        assert _value(samples, "cityops_dispatch_deliveries", **orders, status="pending") == 1
+        oldest = _value(samples, "cityops_dispatch_oldest_pending_timestamp_seconds", **orders)
+        assert oldest == queued.timestamp()
         assert len([n for n, _, _ in samples if n == "cityops_build_info"]) == 1
         assert _value(samples, "cityops_live_subscribers") == 0
         scrapes = _per_worker(files, "/metrics")
