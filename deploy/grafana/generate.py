@@ -316,13 +316,13 @@ def city_overview() -> dashboard.Dashboard:
 
 
 def platform() -> dashboard.Dashboard:
-    """What the operators of CityOps itself look at: ingest, the API, connectors."""
+    """What the operators of CityOps itself look at: ingest, the API, connectors, dispatch."""
     quantiles = [("0.5", "p50"), ("0.9", "p90"), ("0.99", "p99")]
     return (
         dashboard.Dashboard("CityOps — platform")
         .uid("cityops-platform")
         .tags(["cityops"])
-        .description("Ingest rate, lag and batches; API traffic and latency; connectors.")
+        .description("Ingest rate, lag and batches; API traffic and latency; connectors, dispatch.")
         .refresh("30s")
         .time("now-6h", "now")
         .timezone("browser")
@@ -474,7 +474,7 @@ def platform() -> dashboard.Dashboard:
                 w=8,
             )
         )
-        .with_row(dashboard.Row("Connectors and processes"))
+        .with_row(dashboard.Row("Connectors, dispatch and processes"))
         .with_panel(
             table.Panel()
             .title("Connectors")
@@ -505,6 +505,23 @@ def platform() -> dashboard.Dashboard:
             .with_transformation(DataTransformerConfig(id_val="merge", options={}))
             .span(12)
             .height(8)
+        )
+        .with_panel(
+            # max: every API process reads the same outbox table, so each reports the same count
+            series(
+                "Dispatch: undelivered by route, and the oldest pending delivery's wait",
+                "short",
+                prom(
+                    "max by (route, status) (cityops_dispatch_deliveries)",
+                    "{{route}} {{status}}",
+                ),
+                prom(
+                    "max by (route) (time() - cityops_dispatch_oldest_pending_timestamp_seconds)",
+                    "{{route}}: oldest pending, seconds",
+                    "B",
+                ),
+                w=24,
+            )
         )
     )
 

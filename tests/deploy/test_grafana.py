@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from cloud.db.base import make_engine
 from cloud.db.ops import Incident
+from cloud.dispatch.tables import Delivery, DeliveryStatus
 from cloud.services.prometheus import Prometheus
 from shared.clock import utcnow
 from shared.events import EventKind
@@ -140,6 +141,29 @@ def _feed(stack: Stack) -> None:
     raise TimeoutError("events not in InfluxDB")
 
 
+def _undelivered(stack: Stack) -> None:
+    """A dead and a pending delivery, as a route no process of the stack knows leaves them."""
+    engine = make_engine(stack.state_url)
+    try:
+        with Session(engine) as session:
+            session.add_all(
+                Delivery(
+                    id=f"grafana-{status}",
+                    route_id="civil-protection-orders",
+                    target_type="webhook",
+                    incident_id="incident-1",
+                    department="civil-protection",
+                    change_type="created",
+                    payload="{}",
+                    status=status,
+                )
+                for status in (DeliveryStatus.PENDING.value, DeliveryStatus.DEAD.value)
+            )
+            session.commit()
+    finally:
+        engine.dispose()
+
+
 def _influx(stack: Stack, query: str) -> list[dict[str, Any]]:
     result: dict[str, Any] = stack.influx.query(query, db=stack.database)["results"][0]  # type: ignore[index]
     assert "error" not in result, f"{query}: {result}"
@@ -153,6 +177,7 @@ def test_every_dashboard_query_names_what_exists(
     prometheus: Prometheus,
 ) -> None:
     _feed(stack)
+    _undelivered(stack)
     # --- InfluxQL: measurement, fields and tags of the real schema; the query returns data
     influx = targets("influxdb")
     assert len(influx) >= 3
