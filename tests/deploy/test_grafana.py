@@ -22,14 +22,14 @@ from sqlalchemy.orm import Session
 
 from cloud.db.base import make_engine
 from cloud.db.ops import Incident
-from cloud.dispatch.tables import Delivery, DeliveryStatus
+from cloud.dispatch.tables import DeliveryStatus
 from cloud.services.prometheus import Prometheus
 from shared.clock import utcnow
 from shared.events import EventKind
 from shared.telemetry import Telemetry
 from shared.topics import Channel, topic
 from tests.cloud.ingest.publisher import Publisher
-from tests.cloud.ops.builders import event
+from tests.cloud.ops.builders import delivery, event
 from tests.conftest import ADMIN_USER
 from tests.deploy.conftest import Stack
 
@@ -147,17 +147,8 @@ def _undelivered(stack: Stack) -> None:
     try:
         with Session(engine) as session:
             session.add_all(
-                Delivery(
-                    id=f"grafana-{status}",
-                    route_id="civil-protection-orders",
-                    target_type="webhook",
-                    incident_id="incident-1",
-                    department="civil-protection",
-                    change_type="created",
-                    payload="{}",
-                    status=status,
-                )
-                for status in (DeliveryStatus.PENDING.value, DeliveryStatus.DEAD.value)
+                delivery("civil-protection-orders", status)
+                for status in (DeliveryStatus.PENDING, DeliveryStatus.DEAD)
             )
             session.commit()
     finally:

@@ -28,7 +28,7 @@ from cloud.ops.clock import ManualClock
 from cloud.services.ports import free_port
 from shared.events import EventKind
 from tests.cloud.api.conftest import make_settings
-from tests.cloud.ops.builders import event
+from tests.cloud.ops.builders import delivery, event
 from tests.conftest import need
 
 T0 = datetime(2026, 5, 4, 8, 0, tzinfo=UTC)
@@ -182,20 +182,7 @@ async def test_dispatch_deliveries_not_delivered_by_route(
         parking = event(EventKind.ILLEGAL_PARKING, device_id="dev-b", zone_id=zone, observed_at=T0)
         await ops.on_events([parking])
     with app.state.sessions() as session:  # delivered long ago: the gauges leave it out
-        session.add(
-            Delivery(
-                id="delivered-1",
-                route_id="archive",
-                target_type="webhook",
-                incident_id="i-1",
-                department="civil-protection",
-                change_type="created",
-                payload="{}",
-                status=DeliveryStatus.DELIVERED.value,
-                created_at=T0,
-                delivered_at=T0,
-            )
-        )
+        session.add(delivery("archive", DeliveryStatus.DELIVERED, created_at=T0))
         session.commit()
     text = app.state.metrics.render().decode()
 

@@ -1,4 +1,4 @@
-"""Builders of events and an ops database for the ops and API tests."""
+"""Builders of events, dispatch deliveries and an ops database for the ops and API tests."""
 
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from cloud.db.base import make_engine
 from cloud.db.devices import Device
 from cloud.db.tables import create_all
+from cloud.dispatch.tables import Delivery, DeliveryStatus
 from shared.clock import utcnow
 from shared.events import Box, DetectedObject, Event, EventKind, Location, Phase, Severity
 from shared.ids import new_id
@@ -77,3 +78,24 @@ def add_device(
             )
         )
         session.commit()
+
+
+def delivery(
+    route_id: str, status: DeliveryStatus, *, created_at: datetime | None = None
+) -> Delivery:
+    """An outbox row as the dispatcher leaves it, for a route the test's processes do not send."""
+    at = created_at or utcnow()
+    return Delivery(
+        id=new_id(),
+        route_id=route_id,
+        target_type="webhook",
+        incident_id=new_id(),
+        department="civil-protection",
+        change_type="created",
+        payload="{}",
+        status=status.value,
+        next_attempt_at=at,
+        created_at=at,
+        updated_at=at,
+        delivered_at=at if status is DeliveryStatus.DELIVERED else None,
+    )

@@ -53,6 +53,7 @@ from tests.cloud.ingest.publisher import Publisher
 from tests.cloud.integrations.incident_readers import Reader, subscribe_incidents
 from tests.cloud.integrations.servers import serve_in_thread
 from tests.cloud.integrations.test_dispatch import SECRET, DepartmentSystem, make_department
+from tests.cloud.ops.builders import delivery
 from tests.cloud.ops.builders import event as situation_event
 from tests.cloud.store.factories import make_event
 from tests.conftest import DEVICES, DISPATCH_USER, INCIDENTS_USER, Broker
@@ -541,18 +542,8 @@ async def test_serve_workers_metrics_add_up_over_workers(
         session.add(Device(id="cam-1", site="harbour", device_type="raspberrypi5"))
         queued = utcnow()
         session.add_all(  # no route configured here: they stay as they are
-            Delivery(
-                id=f"delivery-{status}",
-                route_id="civil-protection-orders",
-                target_type="webhook",
-                incident_id="incident-1",
-                department="civil-protection",
-                change_type="created",
-                payload="{}",
-                status=status,
-                created_at=queued,
-            )
-            for status in (DeliveryStatus.PENDING.value, DeliveryStatus.DEAD.value)
+            delivery("civil-protection-orders", status, created_at=queued)
+            for status in (DeliveryStatus.PENDING, DeliveryStatus.DEAD)
         )
         session.commit()
     engine.dispose()
