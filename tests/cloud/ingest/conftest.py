@@ -89,7 +89,11 @@ class Running:
         return sum(c.count for c in await self.store.count_events(EventQuery(), "device_id"))
 
     async def wait_stored(self, n: int, within_s: float = 20.0) -> None:
-        await eventually(lambda: self._at_least(n), within_s, f"{n} events stored")
+        try:
+            await eventually(lambda: self._at_least(n), within_s, f"{n} events stored")
+        except AssertionError as exc:  # say how far it got: slow, or something lost?
+            counted = await self.stored()
+            raise AssertionError(f"{exc}; {counted} counted, {self.ingestor.stats()}") from exc
 
     async def _at_least(self, n: int) -> bool:
         return await self.stored() >= n
