@@ -65,8 +65,8 @@ async def test_influx_stopped_30s_during_5000_events(
             await asyncio.sleep(max(0.0, OUTAGE_S - (time.monotonic() - down_at)))
             assert running.ingestor.stats().stored_events < 5000
             await asyncio.to_thread(server.start)
-            # Generous: one clean-clone run missed 60 s here and the cause was not found (runs alone,
-            # under load and in two full suites passed); a failure now says how far it got.
+            # Generous: one clean-clone run missed 60 s here and the cause was not found (runs
+            # alone, under load and in two full suites passed); a failure says how far it got.
             await running.wait_stored(5000, within_s=120)
 
         assert _influx_count(server, "city") == 5000
