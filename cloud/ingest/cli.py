@@ -67,7 +67,8 @@ def ingest(  # noqa: PLR0917 - a Typer command: one parameter per option
     Example (2 cores): cityops cloud ingest --config cloud.yaml --workers 2
 
     Every ingest process opens incidents from the events it stores (routing rules from
-    api.rules_path) and, on PostgreSQL, announces events and incident changes to every API
+    api.rules_path), sends their changes where integrations.dispatch says (webhook, e-mail, MQTT
+    incident topic) and, on PostgreSQL, announces events and incident changes to every API
     process. A second process with the same MQTT client id is refused at start.
     """
     configure_logging(log_level)
