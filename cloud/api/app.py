@@ -77,19 +77,7 @@ def build_context(
     metrics = ApiMetrics(runtime.live)
     metrics.watch_state(runtime.sessions, runtime.clock, settings.api.silent_after_s)
     runtime.ops.add_listener(metrics.on_incident)
-    ctx = ApiContext(
-        settings=settings,
-        runtime=runtime,
-        engine=runtime.engine,
-        sessions=runtime.sessions,
-        store=runtime.store,
-        ops=runtime.ops,
-        devices=runtime.devices,
-        live=runtime.live,
-        metrics=metrics,
-        mqtt=mqtt,
-        clock=runtime.clock,
-    )
+    ctx = ApiContext(settings=settings, runtime=runtime, metrics=metrics, mqtt=mqtt)
     runtime.listen(ctx.keys.clear)
     refresh_device_departments(ctx)
     return ctx

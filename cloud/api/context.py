@@ -54,18 +54,39 @@ class KeyCache:
 
 @dataclass
 class ApiContext:
-    """The process's ``CloudRuntime`` (its parts also as fields, as routes read them), API parts."""
+    """The process's ``CloudRuntime`` (its parts read through, as routes use them), API parts."""
 
     settings: ApiSettings
     runtime: CloudRuntime
-    engine: Engine
-    sessions: sessionmaker[Session]
-    store: EventStore
-    ops: OpsService
-    devices: DeviceService
-    live: LiveHub
     metrics: ApiMetrics
     mqtt: ApiMqtt | None
-    clock: Clock
     keys: KeyCache = field(default_factory=KeyCache)
     auth_throttle: AuthThrottle = field(default_factory=AuthThrottle)
+
+    @property
+    def engine(self) -> Engine:
+        return self.runtime.engine
+
+    @property
+    def sessions(self) -> sessionmaker[Session]:
+        return self.runtime.sessions
+
+    @property
+    def store(self) -> EventStore:
+        return self.runtime.store
+
+    @property
+    def ops(self) -> OpsService:
+        return self.runtime.ops
+
+    @property
+    def devices(self) -> DeviceService:
+        return self.runtime.devices
+
+    @property
+    def live(self) -> LiveHub:
+        return self.runtime.live
+
+    @property
+    def clock(self) -> Clock:
+        return self.runtime.clock

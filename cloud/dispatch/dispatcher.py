@@ -14,12 +14,12 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import Engine, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session, aliased, sessionmaker
 
 from cloud.dispatch.config import DispatchConfig, DispatchRoute
 from cloud.dispatch.senders import DeliveryError, Sender, sender_for
-from cloud.dispatch.tables import Delivery, DeliveryStatus, create_tables
+from cloud.dispatch.tables import Delivery, DeliveryStatus
 from cloud.ops.models import IncidentChange
 from cloud.settings import dispatch_client_id
 from shared.clock import utcnow
@@ -139,11 +139,6 @@ class Dispatcher:
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
-
-    @classmethod
-    def setup(cls, engine: Engine, config: DispatchConfig, **kwargs: Any) -> "Dispatcher":
-        create_tables(engine)
-        return cls(config, sessionmaker(engine, expire_on_commit=False), **kwargs)
 
     # ---------------------------------------------------------------- queueing
 

@@ -3,7 +3,7 @@
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import Engine, Index, Integer, String, Text
+from sqlalchemy import Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from cloud.db.base import Base, UtcDateTime
@@ -37,8 +37,3 @@ class Delivery(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     delivered_at: Mapped[datetime | None] = mapped_column(UtcDateTime, default=None)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
-
-
-def create_tables(engine: Engine) -> None:
-    """Create the dispatch table (idempotent); the rest of the schema is ``cloud.db``'s."""
-    Base.metadata.create_all(engine, tables=[Base.metadata.tables[Delivery.__tablename__]])

@@ -5,6 +5,7 @@ from enum import StrEnum
 from typing import Any, Final
 
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import Row
 
 from cloud.db.ops import AuditEntry, Incident
 from shared.events import EventKind, Severity
@@ -99,7 +100,7 @@ class IncidentOut(_Out):
     updated_at: datetime
 
     @classmethod
-    def of(cls, row: Incident) -> "IncidentOut":
+    def of(cls, row: Incident | Row[Any]) -> "IncidentOut":
         """From the database row: one validation in pydantic-core (the queue's hot path)."""
         return cls.model_validate(row, from_attributes=True)
 

@@ -350,7 +350,7 @@ class OpsService:
         more = len(rows) > query.limit
         rows = rows[: query.limit]
         return IncidentPage(
-            items=[IncidentOut.model_validate(r, from_attributes=True) for r in rows],
+            items=[IncidentOut.of(r) for r in rows],
             next_cursor=_cursor(rows[-1], by_severity=query.by_severity) if more and rows else None,
         )
 

@@ -8,11 +8,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
-import cloud.db.devices
-import cloud.db.ops  # noqa: F401 - registers the ops tables
 from cloud.broker.passwords import hash_password, password_file
 from cloud.connectors.writer import StoreEventWriter
-from cloud.db.base import Base, make_engine, make_sessionmaker
+from cloud.db.base import make_engine, make_sessionmaker
+from cloud.db.tables import create_all
 from cloud.ops.models import IncidentChange
 from cloud.ops.rules import Router, RoutingConfig
 from cloud.ops.service import OpsService
@@ -49,7 +48,7 @@ class Pipeline:
 @pytest.fixture
 async def pipeline(tmp_path: Path) -> AsyncIterator[Pipeline]:
     engine = make_engine(f"sqlite:///{tmp_path / 'state.sqlite'}")
-    Base.metadata.create_all(engine)
+    create_all(engine)
     sessions: sessionmaker[Session] = make_sessionmaker(engine)
     ops = OpsService(sessions, Router(RoutingConfig.model_validate(ROUTING)))
     store = SqliteEventStore(tmp_path / "ts.sqlite")

@@ -26,7 +26,7 @@ from cloud.dispatch.config import DispatchConfig, DispatchRoute, EmailTarget
 from cloud.dispatch.dispatcher import Dispatcher
 from cloud.dispatch.routes import build_dispatch_router
 from cloud.dispatch.senders import DeliveryError
-from cloud.dispatch.tables import DeliveryStatus, create_tables
+from cloud.dispatch.tables import DeliveryStatus
 from cloud.ops.models import ChangeType, IncidentStatus
 from cloud.ops.roles import Actor
 from cloud.ops.service import IncidentFilter
@@ -149,8 +149,6 @@ async def dispatcher(
     monkeypatch: pytest.MonkeyPatch,
 ) -> AsyncIterator[Dispatcher]:
     monkeypatch.setenv("TEST_DEPT_SECRET", SECRET)
-    engine = pipeline.sessions.kw["bind"]
-    create_tables(engine)
     dispatcher = Dispatcher(dispatch_config(department[0], smtp[0]), pipeline.sessions)
     dispatcher.attach(pipeline.ops)
     dispatcher.start()
@@ -316,7 +314,6 @@ async def test_two_dispatchers_never_send_one_delivery_twice(
     pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("TEST_DEPT_SECRET", SECRET)
-    create_tables(pipeline.sessions.kw["bind"])
     config = dispatch_config("http://127.0.0.1:9", 25)
     sender = CountingSender()
     senders = {"traffic-work-orders": sender, "environment-mail": sender}
@@ -382,7 +379,6 @@ async def test_email_over_starttls_with_login(
                 "recipients": ["pc@lisboa.example"],
             }
         )
-        create_tables(pipeline.sessions.kw["bind"])
         config = DispatchConfig(
             routes=[DispatchRoute(id="pc-mail", departments=["*"], target=target)]
         )
@@ -415,7 +411,6 @@ async def test_smtp_permanent_rejection_is_dead_at_once(pipeline: Pipeline) -> N
             sender="cityops@lisboa.example",
             recipients=["pc@lisboa.example"],
         )
-        create_tables(pipeline.sessions.kw["bind"])
         config = DispatchConfig(routes=[DispatchRoute(id="pc", departments=["*"], target=target)])
         dispatcher = Dispatcher(config, pipeline.sessions)
         dispatcher.attach(pipeline.ops)
